@@ -1,0 +1,76 @@
+//! The running gateway's shared state, and what happens after every commit.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::events::bus::EventBus;
+use crate::keys::KeyDirectory;
+use crate::keys::limits::RateLimits;
+use crate::providers::models::ModelTable;
+use crate::providers::{MediaStore, Providers};
+use crate::store::{Applied, CommitSink, Store};
+use crate::tasks::cache::TaskCache;
+use crate::tasks::runner::Runner;
+use crate::webhooks::Webhooks;
+
+/// Everything a request handler or background worker needs; shared as `Arc<App>`.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub bus: EventBus,
+    pub keys: Arc<KeyDirectory>,
+    pub tasks: Arc<TaskCache>,
+    pub limits: RateLimits,
+    pub rate_announcements: crate::keys::limits::Announcements,
+    pub models: ModelTable,
+    pub providers: Providers,
+    pub media: MediaStore,
+    pub runner: Arc<Runner>,
+    pub webhooks: Arc<Webhooks>,
+    /// SHA-256 of the master key.
+    pub master_key_hash: [u8; 32],
+    pub metrics: PrometheusHandle,
+    /// Cancelled when the process begins to shut down.
+    pub shutdown: CancellationToken,
+}
+
+/// Keeps the in-memory views in step with the store and wakes the channels.
+/// Runs inside the store's writer, in commit order, so it must stay cheap.
+pub struct CommitFanout {
+    pub keys: Arc<KeyDirectory>,
+    pub tasks: Arc<TaskCache>,
+    pub bus: EventBus,
+    /// Wakes the webhook dispatcher when deliveries were written.
+    pub outbox: Arc<Notify>,
+    pub endpoints: Arc<crate::webhooks::EndpointDirectory>,
+}
+
+impl CommitSink for CommitFanout {
+    fn committed(&self, applied: &Applied) {
+        if let Some(task) = &applied.task {
+            self.tasks.put(task.clone());
+        }
+        if let Some(key) = &applied.key {
+            self.keys.put(key.clone());
+        }
+        if let Some(id) = &applied.deleted_key {
+            self.keys.remove(id);
+        }
+        if let Some(endpoint) = &applied.endpoint {
+            self.endpoints.put(endpoint.clone());
+        }
+        if let Some(id) = &applied.deleted_endpoint {
+            self.endpoints.remove(id);
+        }
+        for event in &applied.events {
+            self.bus.publish(event.clone());
+        }
+        if applied.deliveries > 0 {
+            self.outbox.notify_one();
+        }
+    }
+}

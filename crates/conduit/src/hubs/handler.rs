@@ -1,0 +1,185 @@
+//! Authentication and client → server methods of Conduit's hubs.
+
+use std::sync::{Arc, Weak};
+
+use serde_json::Value;
+use signalr::{AuthError, Connection, HubError, HubHandler, Principal};
+
+use crate::app::App;
+use crate::keys::auth::{authenticate, presented_key};
+use crate::tasks::model::TaskType;
+
+/// Which hub a handler serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubKind {
+    Image,
+    Video,
+    Tasks,
+    Navigation,
+}
+
+impl HubKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            HubKind::Image => "image-generation",
+            HubKind::Video => "video-generation",
+            HubKind::Tasks => "tasks",
+            HubKind::Navigation => "navigation-state",
+        }
+    }
+}
+
+/// Who a connection belongs to.
+#[derive(Debug)]
+pub struct KeyPrincipal {
+    pub key_id: String,
+}
+
+/// The key id of a connection.
+pub fn key_of(conn: &Connection) -> Option<&str> {
+    conn.principal()
+        .downcast_ref::<KeyPrincipal>()
+        .map(|p| p.key_id.as_str())
+}
+
+pub fn all_group(key_id: &str) -> String {
+    format!("all:{key_id}")
+}
+
+pub fn key_group(key_id: &str) -> String {
+    format!("key:{key_id}")
+}
+
+pub fn task_group(task_id: &str) -> String {
+    format!("task:{task_id}")
+}
+
+pub fn type_group(key_id: &str, task_type: &str) -> String {
+    format!("type:{key_id}:{task_type}")
+}
+
+pub const SYSTEM_GROUP: &str = "system";
+
+/// One hub's application side.
+pub struct ConduitHandler {
+    app: Weak<App>,
+    kind: HubKind,
+}
+
+impl ConduitHandler {
+    pub fn new(app: Weak<App>, kind: HubKind) -> ConduitHandler {
+        ConduitHandler { app, kind }
+    }
+
+    fn hub(&self, app: &App) -> Option<Arc<signalr::Hub>> {
+        let hubs = super::of(app)?;
+        Some(match self.kind {
+            HubKind::Image => hubs.image.clone(),
+            HubKind::Video => hubs.video.clone(),
+            HubKind::Tasks => hubs.tasks.clone(),
+            HubKind::Navigation => hubs.navigation.clone(),
+        })
+    }
+
+    /// Leaves the all-tasks group once a connection has explicit subscriptions,
+    /// and returns to it when the last one is gone.
+    fn renarrow(&self, hub: &signalr::Hub, conn: &Connection, key_id: &str) {
+        let narrowed = hub
+            .groups_of(conn.id())
+            .iter()
+            .any(|g| g.starts_with("task:") || g.starts_with("type:"));
+        if narrowed {
+            hub.remove_from_group(conn.id(), &all_group(key_id));
+        } else {
+            hub.add_to_group(conn.id(), &all_group(key_id));
+        }
+    }
+}
+
+fn string_arg(args: &[Value], method: &str) -> Result<String, HubError> {
+    match args {
+        [Value::String(s)] if !s.is_empty() && s.len() <= 128 => Ok(s.clone()),
+        _ => Err(HubError::invalid_arguments(method)),
+    }
+}
+
+#[async_trait::async_trait]
+impl HubHandler for ConduitHandler {
+    async fn authenticate(&self, parts: &http::request::Parts) -> Result<Principal, AuthError> {
+        let app = self.app.upgrade().ok_or_else(|| AuthError {
+            status: http::StatusCode::SERVICE_UNAVAILABLE,
+            message: "The server is shutting down.".into(),
+        })?;
+        let presented = presented_key(parts, true);
+        let key = authenticate(&app, presented.as_deref())
+            .map_err(|err| AuthError::unauthorized(err.message))?;
+        Ok(Arc::new(KeyPrincipal {
+            key_id: key.id.clone(),
+        }))
+    }
+
+    async fn on_connected(&self, conn: &Connection) {
+        let (Some(app), Some(key_id)) = (self.app.upgrade(), key_of(conn)) else {
+            return;
+        };
+        let Some(hub) = self.hub(&app) else { return };
+        hub.add_to_group(conn.id(), &key_group(key_id));
+        hub.add_to_group(conn.id(), &all_group(key_id));
+        if self.kind == HubKind::Navigation {
+            hub.add_to_group(conn.id(), SYSTEM_GROUP);
+        }
+    }
+
+    async fn on_invocation(
+        &self,
+        conn: &Connection,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, HubError> {
+        let app = self.app.upgrade().ok_or(HubError::Internal)?;
+        let hub = self.hub(&app).ok_or(HubError::Internal)?;
+        let key_id = key_of(conn).ok_or(HubError::Internal)?.to_string();
+        let key = app
+            .keys
+            .by_id(&key_id)
+            .filter(|k| k.refusal(crate::ids::now()).is_none())
+            .ok_or_else(|| HubError::Client("This virtual key is no longer valid.".into()))?;
+
+        match method.to_ascii_lowercase().as_str() {
+            "subscribetotask" => {
+                let task_id = string_arg(&args, method)?;
+                // Another key's task and an unknown id get the same answer.
+                crate::tasks::view(&app, &key, &task_id)
+                    .await
+                    .map_err(|_| HubError::Client(format!("Task '{task_id}' was not found.")))?;
+                hub.add_to_group(conn.id(), &task_group(&task_id));
+                self.renarrow(&hub, conn, &key_id);
+                Ok(Value::Null)
+            }
+            "unsubscribefromtask" => {
+                let task_id = string_arg(&args, method)?;
+                hub.remove_from_group(conn.id(), &task_group(&task_id));
+                self.renarrow(&hub, conn, &key_id);
+                Ok(Value::Null)
+            }
+            "subscribetotasktype" | "unsubscribefromtasktype" => {
+                let task_type = string_arg(&args, method)?;
+                let task_type = TaskType::parse(&task_type).ok_or_else(|| {
+                    HubError::Client(format!(
+                        "'{task_type}' is not a task type; use image, video, speech or transcription."
+                    ))
+                })?;
+                let group = type_group(&key_id, task_type.as_str());
+                if method.to_ascii_lowercase().starts_with("sub") {
+                    hub.add_to_group(conn.id(), &group);
+                } else {
+                    hub.remove_from_group(conn.id(), &group);
+                }
+                self.renarrow(&hub, conn, &key_id);
+                Ok(Value::Null)
+            }
+            "ping" => Ok(Value::String("pong".into())),
+            _ => Err(HubError::unknown_method(method)),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The `conduit` command: `serve`, and `keys create|list|disable`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use conduit::config::Config;
+use conduit::keys::secrets;
+use conduit::store::sqlite::SqliteStore;
+use conduit::store::{Applied, Change, CommitSink, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "conduit",
+    version,
+    about = "Gateway for asynchronous AI media jobs: webhooks, SignalR and polling"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the gateway (configuration: conduit.toml and CONDUIT_* variables).
+    Serve,
+    /// Manages virtual keys in the data directory (works while the gateway runs).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Creates a key and prints its value and webhook secret once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Budget in USD.
+        #[arg(long)]
+        budget: Option<f64>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+    },
+    /// Lists keys (never their values).
+    List,
+    /// Disables a key by id or name.
+    Disable { key: String },
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load()?;
+    init_logging(&config);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Keys { command } => keys(config, command).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = conduit::server::start(config).await?;
+    if let Some(first) = &server.first_start {
+        // Shown once, on standard output only: never through the log.
+        println!();
+        println!("Conduit first start: keep these values, they are not shown again.");
+        if let Some(master) = &first.master_key {
+            println!("  master key (admin API):      {master}");
+        }
+        println!("  virtual key `default`:       {}", first.default_key);
+        println!(
+            "  its webhook signing secret:  {}",
+            first.default_webhook_secret
+        );
+        println!();
+    }
+    let app = server.app.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        app.shutdown.cancel();
+    });
+    server.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The command line changes keys straight in the store; a running gateway picks
+/// the change up within two seconds.
+struct NoSink;
+
+impl CommitSink for NoSink {
+    fn committed(&self, _: &Applied) {}
+}
+
+async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.data_dir, Arc::new(NoSink)).await?;
+    match command {
+        KeysCommand::Create { name, budget, rpm } => {
+            let value = secrets::generate_key();
+            let mut key = conduit::server::new_key(&name, &value);
+            key.budget = budget;
+            key.rate_limit_rpm = rpm;
+            let secret = key.webhook_secret.clone();
+            let id = key.id.clone();
+            store
+                .apply(Change::PutKey {
+                    key: Box::new(key),
+                    event: None,
+                })
+                .await?;
+            println!("id:             {id}");
+            println!("key:            {value}");
+            println!("webhook_secret: {secret}");
+        }
+        KeysCommand::List => {
+            for key in store.keys().await? {
+                println!(
+                    "{}  {:<20} {}  {}  spend ${:.4}",
+                    key.id,
+                    key.name,
+                    key.key_prefix,
+                    if key.enabled { "enabled " } else { "disabled" },
+                    key.spend
+                );
+            }
+        }
+        KeysCommand::Disable { key } => {
+            let mut found = store
+                .keys()
+                .await?
+                .into_iter()
+                .find(|k| k.id == key || k.name == key)
+                .with_context(|| format!("no key with id or name `{key}`"))?;
+            found.enabled = false;
+            found.disabled_reason = Some("manual".into());
+            found.updated_at = conduit::ids::now();
+            let data =
+                serde_json::json!({"keyId": found.id, "keyName": found.name, "reason": "manual"});
+            let id = found.id.clone();
+            store
+                .apply(Change::PutKey {
+                    key: Box::new(found),
+                    event: Some(("key.disabled".into(), data)),
+                })
+                .await?;
+            println!("disabled {id}");
+        }
+    }
+    Ok(())
+}

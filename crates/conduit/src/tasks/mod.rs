@@ -1,0 +1,178 @@
+//! Tasks: the record and its state machine, the validated requests, the cache of
+//! answers, the runner, and the operations the API performs on them.
+
+pub mod cache;
+pub mod events;
+pub mod model;
+pub mod requests;
+pub mod runner;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::ids::{format_time, new_id, now};
+use crate::keys::model::VirtualKey;
+use crate::providers::models::ModelInfo;
+use crate::store::{Change, Transition};
+use cache::TaskView;
+use model::{Task, TaskStatus, TaskType};
+
+/// A validated submission.
+pub struct NewTask<'a> {
+    pub task_type: TaskType,
+    pub model: &'a ModelInfo,
+    pub request: Value,
+    pub webhook_url: Option<String>,
+    pub webhook_headers: Option<Map<String, Value>>,
+    pub metadata: Option<Map<String, Value>>,
+    pub user_id: Option<String>,
+}
+
+/// Stores a new pending task durably and queues it; answers once committed.
+pub async fn submit(app: &App, key: &VirtualKey, new: NewTask<'_>) -> Result<Task, ApiError> {
+    let created = format_time(now());
+    let task = Task {
+        id: new_id("task"),
+        key_id: key.id.clone(),
+        task_type: new.task_type,
+        status: TaskStatus::Pending,
+        progress: 0,
+        progress_message: Some("queued".into()),
+        request: new.request,
+        result: None,
+        error: None,
+        model: new.model.name.clone(),
+        provider: new.model.provider.clone(),
+        provider_model: new.model.provider_model.clone(),
+        webhook_url: new.webhook_url,
+        webhook_headers: new.webhook_headers,
+        metadata: new.metadata,
+        user_id: new.user_id,
+        created_at: created.clone(),
+        updated_at: created,
+        completed_at: None,
+        last_sequence: 0,
+        version: 1,
+        cost: 0.0,
+    };
+    let applied = app.store.apply(Change::CreateTask(Box::new(task))).await?;
+    let task = applied
+        .task
+        .ok_or_else(|| ApiError::internal("task missing after commit"))?;
+    metrics::counter!("conduit_tasks_submitted_total", "type" => task.task_type.as_str())
+        .increment(1);
+    app.runner.enqueue(&task.id);
+    Ok(task)
+}
+
+/// The caller's task; another key's task is "not found", exactly like an unknown id.
+pub async fn view(app: &App, key: &VirtualKey, id: &str) -> Result<Arc<TaskView>, ApiError> {
+    let view = match app.tasks.get(id) {
+        Some(view) => view,
+        None => {
+            if !looks_like_task_id(id) {
+                return Err(ApiError::not_found("task"));
+            }
+            let token = app.tasks.fill_token();
+            let task = app
+                .store
+                .task(id)
+                .await?
+                .ok_or(ApiError::not_found("task"))?;
+            app.tasks.fill(task, token)
+        }
+    };
+    if view.task.key_id != key.id {
+        return Err(ApiError::not_found("task"));
+    }
+    Ok(view)
+}
+
+fn looks_like_task_id(id: &str) -> bool {
+    id.len() <= 64 && id.starts_with("task_")
+}
+
+/// Waits until the task differs from `etag` (by default, from how it is now) or
+/// `wait` has passed; returns the latest view either way. A finished task with
+/// no `etag` answers at once: it will not change again.
+pub async fn wait_for_change(
+    app: &App,
+    key: &VirtualKey,
+    id: &str,
+    etag: Option<&str>,
+    wait: Duration,
+) -> Result<Arc<TaskView>, ApiError> {
+    let mut events = app.bus.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    let first = view(app, key, id).await?;
+    if etag.is_none() && first.task.status.is_terminal() {
+        return Ok(first);
+    }
+    let baseline = etag.unwrap_or(&first.etag).to_string();
+    let mut current = first;
+    while current.etag == baseline {
+        if wait_for_task(&mut events, id, deadline, app).await.is_err() {
+            break;
+        }
+        current = view(app, key, id).await?;
+    }
+    Ok(current)
+}
+
+/// Skips bus events until one of task `id` arrives (or the deadline).
+async fn wait_for_task(
+    events: &mut tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
+    id: &str,
+    deadline: tokio::time::Instant,
+    app: &App,
+) -> Result<(), ()> {
+    loop {
+        let next = tokio::select! {
+            event = events.recv() => event,
+            _ = tokio::time::sleep_until(deadline) => return Err(()),
+            _ = app.shutdown.cancelled() => return Err(()),
+        };
+        match next {
+            Ok(event) if event.task_id.as_deref() == Some(id) => return Ok(()),
+            Ok(_) => continue,
+            Err(RecvError::Lagged(_)) => return Ok(()),
+            Err(RecvError::Closed) => return Err(()),
+        }
+    }
+}
+
+/// Cancels a task that has not finished; 409 if it has.
+pub async fn cancel(app: &App, key: &VirtualKey, id: &str) -> Result<Task, ApiError> {
+    let current = view(app, key, id).await?;
+    if current.task.status.is_terminal() {
+        return Err(ApiError::conflict(
+            "task_finished",
+            format!(
+                "The task is already {} and cannot be cancelled.",
+                current.task.status.as_str()
+            ),
+        ));
+    }
+    let change = Change::Transition {
+        task_id: id.to_string(),
+        transition: Transition::Cancel {
+            reason: "cancelled by client".into(),
+        },
+    };
+    let applied = app.store.apply(change).await.map_err(|err| match err {
+        crate::store::StoreError::Conflict(_) => ApiError::conflict(
+            "task_finished",
+            "The task finished before it could be cancelled.",
+        ),
+        other => other.into(),
+    })?;
+    app.runner.stop(id);
+    applied
+        .task
+        .ok_or_else(|| ApiError::internal("task missing after cancel"))
+}

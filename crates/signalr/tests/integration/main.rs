@@ -1,0 +1,8 @@
+//! Integration tests: a real axum server on 127.0.0.1 and raw protocol clients.
+
+mod common;
+mod long_polling;
+mod negotiate;
+mod sse;
+mod stateful;
+mod websocket;
