@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs a command against a freshly started gateway (debug build, a temporary data
+# directory, a free loopback port, loopback webhook URLs allowed), with
+#   CONDUIT_URL, CONDUIT_KEY, CONDUIT_WEBHOOK_SECRET (the first-start `default` key),
+#   CONDUIT_MASTER_KEY, CONDUIT_BIN, CONDUIT_DATA_DIR, CONDUIT_PORT
+# in its environment. Stops the gateway afterwards and passes on the exit status.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --quiet --locked --manifest-path "$root/Cargo.toml" -p conduit || exit 1
+bin="$root/target/debug/conduit"
+
+data=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+master="condt_master_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+log="$data/server.log"
+
+CONDUIT_DATA_DIR="$data" CONDUIT_LISTEN="127.0.0.1:$port" CONDUIT_MASTER_KEY="$master" \
+  CONDUIT_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8" CONDUIT_LOCAL_WORK_MS="${CONDUIT_LOCAL_WORK_MS:-300}" \
+  CONDUIT_LOG="${CONDUIT_LOG:-warn}" "$bin" serve >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
+
+for _ in $(seq 1 100); do
+  if grep -q "webhook signing secret" "$log" 2>/dev/null && curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+    break
+  fi
+  sleep 0.1
+done
+key=$(grep "virtual key \`default\`" "$log" | awk '{print $NF}')
+secret=$(grep "webhook signing secret" "$log" | awk '{print $NF}')
+if [ -z "$key" ] || [ -z "$secret" ]; then
+  echo "FAIL setup: the gateway did not start; its log:"
+  cat "$log"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+export CONDUIT_URL="http://127.0.0.1:$port" CONDUIT_KEY="$key" CONDUIT_WEBHOOK_SECRET="$secret"
+export CONDUIT_MASTER_KEY="$master" CONDUIT_BIN="$bin" CONDUIT_DATA_DIR="$data" CONDUIT_PORT="$port"
+"$@"
+status=$?
+if [ $status -ne 0 ]; then
+  echo "--- gateway log (last 40 lines)"
+  tail -n 40 "$log"
+fi
+exit $status
