@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -44,8 +43,8 @@ pub struct CommitFanout {
     pub keys: Arc<KeyDirectory>,
     pub tasks: Arc<TaskCache>,
     pub bus: EventBus,
-    /// Wakes the webhook dispatcher when deliveries were written.
-    pub outbox: Arc<Notify>,
+    /// Hands the webhook dispatcher what a commit leased, and wakes its claims.
+    pub outbox: Arc<crate::webhooks::gate::Gate>,
     pub endpoints: Arc<crate::webhooks::EndpointDirectory>,
 }
 
@@ -70,7 +69,7 @@ impl CommitSink for CommitFanout {
             self.bus.publish(event.clone());
         }
         if applied.deliveries > 0 {
-            self.outbox.notify_one();
+            self.outbox.committed(applied.deliveries, &applied.leased);
         }
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -92,7 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let tasks = Arc::new(TaskCache::new(200_000));
     let bus = EventBus::new();
     let endpoints = Arc::new(EndpointDirectory::default());
-    let outbox = Arc::new(Notify::new());
+    let outbox = Arc::new(crate::webhooks::gate::Gate::new());
     let sink = Arc::new(CommitFanout {
         keys: keys.clone(),
         tasks: tasks.clone(),
@@ -118,6 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     }
     store.set_planner(Arc::new(crate::webhooks::planner::Planner {
         endpoints: endpoints.clone(),
+        gate: outbox.clone(),
     }));
     let store: Arc<dyn Store> = store;
     let (master_key_hash, first_start) = bootstrap(&config, store.as_ref()).await?;

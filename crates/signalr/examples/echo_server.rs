@@ -49,10 +49,17 @@ fn arg_str(args: &[Value], i: usize) -> String {
 #[async_trait]
 impl HubHandler for Echo {
     async fn authenticate(&self, parts: &http::request::Parts) -> Result<Principal, AuthError> {
-        let denied = parts
+        // Browsers send the token as `access_token` in the query for WebSockets and SSE,
+        // other requests (and Node's WebSocket) send an `Authorization: Bearer` header.
+        let in_query = parts
             .uri
             .query()
             .is_some_and(|q| q.contains("access_token=deny"));
+        let in_header = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes() == b"Bearer deny");
+        let denied = in_query || in_header;
         if denied {
             return Err(AuthError::unauthorized("denied"));
         }
@@ -115,7 +122,10 @@ impl HubHandler for Echo {
                 tokio::spawn(async move {
                     for i in 0..count {
                         let Some(hub) = weak.upgrade() else { return };
-                        hub.send_to_connection(&id, &ServerMessage::invocation("seq", vec![json!(i)]));
+                        hub.send_to_connection(
+                            &id,
+                            &ServerMessage::invocation("seq", vec![json!(i)]),
+                        );
                         drop(hub);
                         tokio::time::sleep(Duration::from_millis(interval)).await;
                     }
@@ -144,8 +154,7 @@ impl HubHandler for Echo {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let mut port = 0u16;
@@ -167,8 +176,9 @@ async fn main() {
     let shutdown_hub = hub.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("signal");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal");
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}

@@ -7,14 +7,16 @@
 //! push onto the queue and wake the owner through an `AtomicWaker`; they never wait for a
 //! socket. The owning transport (a WebSocket task, an SSE body or a long poll) takes frames
 //! with [`ConnInner::next_frame`] and stops when the generation moves on or the phase ends.
+//! The owner's waker is stored under the same lock and only while its generation is current,
+//! so a superseded owner can never overwrite its successor's waker.
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use crate::handler::Principal;
@@ -90,6 +92,8 @@ pub(crate) struct ConnState {
     /// An invocation is running (the client timeout is paused meanwhile).
     pub invoking: bool,
     pub reconnect: Option<Box<ReconnectBuffer>>,
+    /// Waker of the current owner, woken when there is something for it to do.
+    pub waker: Option<Waker>,
 }
 
 /// Shared state of one connection.
@@ -100,7 +104,6 @@ pub(crate) struct ConnInner {
     pub stateful_requested: bool,
     pub protocol: OnceLock<(ProtocolKind, i64)>,
     pub state: Mutex<ConnState>,
-    pub waker: AtomicWaker,
     /// Serializes dispatch for POST-based transports and holds their partial input.
     pub dispatch: tokio::sync::Mutex<BytesMut>,
     pub groups: Mutex<Vec<String>>,
@@ -131,8 +134,8 @@ impl ConnInner {
                 last_send: now,
                 invoking: false,
                 reconnect: None,
+                waker: None,
             }),
-            waker: AtomicWaker::new(),
             dispatch: tokio::sync::Mutex::new(BytesMut::new()),
             groups: Mutex::new(Vec::new()),
             registered: AtomicBool::new(false),
@@ -166,13 +169,11 @@ impl ConnInner {
                 ));
             }
             st.phase = Phase::Closing(Instant::now());
-            drop(st);
-            self.waker.wake();
+            wake(st);
             return Err(true);
         }
         st.queue.push_back(frame);
-        drop(st);
-        self.waker.wake();
+        wake(st);
         Ok(())
     }
 
@@ -204,8 +205,7 @@ impl ConnInner {
             });
         }
         st.phase = Phase::Closing(Instant::now());
-        drop(st);
-        self.waker.wake();
+        wake(st);
     }
 
     /// Sends a Close message (when the handshake is done) and closes.
@@ -227,12 +227,31 @@ impl ConnInner {
         let mut st = self.state.lock();
         st.phase = Phase::Aborted;
         st.queue.clear();
-        drop(st);
-        self.waker.wake();
+        wake(st);
     }
 
-    /// The next frame for the transport request of generation `generation`.
-    pub fn next_frame(&self, generation: u64) -> Next {
+    /// Wakes the current owner (e.g. after an Ack freed replay-buffer space).
+    pub fn wake(&self) {
+        wake(self.state.lock());
+    }
+
+    /// Registers the owner's waker if `generation` still owns the connection; returns
+    /// whether the owner should stop (superseded or aborted).
+    pub fn register(&self, generation: u64, waker: &Waker) -> Option<Next> {
+        let mut st = self.state.lock();
+        if st.generation != generation {
+            return Some(Next::Superseded);
+        }
+        if st.phase == Phase::Aborted {
+            return Some(Next::Ended);
+        }
+        set_waker(&mut st, waker);
+        None
+    }
+
+    /// The next frame for the transport request of generation `generation`. When it returns
+    /// `Idle`, `waker` (if given) is woken once there is more to do.
+    pub fn next_frame(&self, generation: u64, waker: Option<&Waker>) -> Next {
         let mut st = self.state.lock();
         if st.generation != generation {
             return Next::Superseded;
@@ -245,32 +264,45 @@ impl ConnInner {
             _ => false,
         };
         if blocked {
+            if let Some(w) = waker {
+                set_waker(&mut st, w);
+            }
             return Next::Idle;
         }
         match st.queue.pop_front() {
             Some(frame) => {
                 st.last_send = Instant::now();
-                if frame.trackable {
-                    if let Some(rb) = st.reconnect.as_mut() {
-                        rb.on_send(&frame.bytes);
-                    }
+                if frame.trackable
+                    && let Some(rb) = st.reconnect.as_mut()
+                {
+                    rb.on_send(&frame.bytes);
                 }
                 Next::Frame(frame.bytes)
             }
-            None if st.phase == Phase::Open => Next::Idle,
+            None if st.phase == Phase::Open => {
+                if let Some(w) = waker {
+                    set_waker(&mut st, w);
+                }
+                Next::Idle
+            }
             None => Next::Ended,
         }
     }
 
     /// Takes every queued frame (up to about `max_bytes`) for a long poll or SSE write.
-    pub fn take_batch(&self, generation: u64, max_bytes: usize) -> (Vec<Bytes>, Next) {
+    pub fn take_batch(
+        &self,
+        generation: u64,
+        max_bytes: usize,
+        waker: &Waker,
+    ) -> (Vec<Bytes>, Next) {
         let mut out = Vec::new();
         let mut size = 0;
         loop {
             if size >= max_bytes {
                 return (out, Next::Idle);
             }
-            match self.next_frame(generation) {
+            match self.next_frame(generation, Some(waker)) {
                 Next::Frame(b) => {
                     size += b.len();
                     out.push(b);
@@ -296,6 +328,22 @@ impl ConnInner {
 
     pub fn is_open(&self) -> bool {
         self.state.lock().phase == Phase::Open
+    }
+}
+
+fn set_waker(st: &mut ConnState, waker: &Waker) {
+    match &st.waker {
+        Some(w) if w.will_wake(waker) => {}
+        _ => st.waker = Some(waker.clone()),
+    }
+}
+
+/// Takes the owner's waker and wakes it after releasing the lock.
+fn wake(mut st: parking_lot::MutexGuard<'_, ConnState>) {
+    let waker = st.waker.take();
+    drop(st);
+    if let Some(w) = waker {
+        w.wake();
     }
 }
 
@@ -337,9 +385,7 @@ impl Connection {
 
     /// The transport carrying the connection.
     pub fn transport(&self) -> TransportKind {
-        self.inner
-            .transport()
-            .unwrap_or(TransportKind::WebSockets)
+        self.inner.transport().unwrap_or(TransportKind::WebSockets)
     }
 
     /// The hub protocol name chosen by the handshake (`json` or `messagepack`).
@@ -383,25 +429,25 @@ mod tests {
         assert!(c.enqueue(frame("b"), 2).is_ok());
         assert_eq!(c.enqueue(frame("c"), 2), Err(true));
         assert_eq!(c.enqueue(frame("d"), 2), Err(false));
-        let Next::Frame(b) = c.next_frame(0) else {
+        let Next::Frame(b) = c.next_frame(0, None) else {
             panic!()
         };
         let text = std::str::from_utf8(&b).unwrap();
         assert!(text.starts_with("{\"type\":7,\"error\":"), "{text}");
         assert!(text.contains("\"allowReconnect\":true"));
-        assert!(matches!(c.next_frame(0), Next::Ended));
+        assert!(matches!(c.next_frame(0, None), Next::Ended));
     }
 
     #[test]
     fn generations_and_close() {
         let c = conn();
         c.enqueue(frame("a"), 10).unwrap();
-        assert!(matches!(c.next_frame(1), Next::Superseded));
-        assert!(matches!(c.next_frame(0), Next::Frame(_)));
-        assert!(matches!(c.next_frame(0), Next::Idle));
+        assert!(matches!(c.next_frame(1, None), Next::Superseded));
+        assert!(matches!(c.next_frame(0, None), Next::Frame(_)));
+        assert!(matches!(c.next_frame(0, None), Next::Idle));
         c.close(None, false);
-        assert!(matches!(c.next_frame(0), Next::Frame(_)));
-        assert!(matches!(c.next_frame(0), Next::Ended));
+        assert!(matches!(c.next_frame(0, None), Next::Frame(_)));
+        assert!(matches!(c.next_frame(0, None), Next::Ended));
     }
 
     #[test]
@@ -410,9 +456,9 @@ mod tests {
         c.state.lock().reconnect = Some(Box::new(ReconnectBuffer::new(2)));
         c.enqueue(frame("ab"), 10).unwrap();
         c.enqueue(frame("cd"), 10).unwrap();
-        assert!(matches!(c.next_frame(0), Next::Frame(_)));
-        assert!(matches!(c.next_frame(0), Next::Idle));
+        assert!(matches!(c.next_frame(0, None), Next::Frame(_)));
+        assert!(matches!(c.next_frame(0, None), Next::Idle));
         c.state.lock().reconnect.as_mut().unwrap().ack(1);
-        assert!(matches!(c.next_frame(0), Next::Frame(_)));
+        assert!(matches!(c.next_frame(0, None), Next::Frame(_)));
     }
 }

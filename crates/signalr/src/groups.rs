@@ -12,6 +12,8 @@ use parking_lot::RwLock;
 
 use crate::connection::ConnInner;
 
+// LIMITATION: membership lives in this process only (no backplane), so a hub scales to one
+// server; a shared store with pub/sub between servers would lift this.
 #[derive(Default)]
 pub(crate) struct Groups {
     map: RwLock<HashMap<String, HashMap<String, Arc<ConnInner>>>>,

@@ -140,7 +140,12 @@ impl Hub {
     }
 
     /// Sends Close{error, allowReconnect} to the connection and closes it.
-    pub fn close_connection(&self, connection_id: &str, error: Option<&str>, allow_reconnect: bool) {
+    pub fn close_connection(
+        &self,
+        connection_id: &str,
+        error: Option<&str>,
+        allow_reconnect: bool,
+    ) {
         let conn = self.by_id.read().get(connection_id).cloned();
         if let Some(conn) = conn {
             conn.close(error, allow_reconnect);
@@ -156,6 +161,9 @@ impl Hub {
         };
         let resumable = {
             let mut st = conn.state.lock();
+            if let Some(w) = st.waker.take() {
+                w.wake();
+            }
             st.generation += 1;
             if st.attached {
                 st.attached = false;
@@ -163,7 +171,6 @@ impl Hub {
             }
             st.reconnect.is_some()
         };
-        conn.waker.wake();
         if !resumable {
             self.finalize(&conn);
         }
@@ -188,7 +195,11 @@ impl Hub {
     }
 
     /// Encodes once per protocol and queues for each recipient.
-    fn deliver(&self, conns: impl IntoIterator<Item = Arc<ConnInner>>, msg: &ServerMessage) -> usize {
+    fn deliver(
+        &self,
+        conns: impl IntoIterator<Item = Arc<ConnInner>>,
+        msg: &ServerMessage,
+    ) -> usize {
         let mut sent = 0;
         let mut overflowed = 0;
         for conn in conns {
@@ -232,7 +243,8 @@ impl Hub {
 
     /// Starts the shared timer on first use (needs a Tokio runtime).
     pub(crate) fn ensure_sweeper(&self) {
-        self.sweeper.get_or_init(|| crate::sweeper::spawn(self.this.clone()));
+        self.sweeper
+            .get_or_init(|| crate::sweeper::spawn(self.this.clone()));
     }
 
     pub(crate) fn insert(&self, conn: Arc<ConnInner>) {
@@ -279,8 +291,17 @@ impl Hub {
         tracing::debug!(hub = %self.name, connection_id = %conn.id, "connection removed");
         if conn.connected_called.load(Ordering::SeqCst) {
             let handler = self.handler.clone();
-            let handle = Connection { inner: conn.clone() };
-            tokio::spawn(async move { handler.on_disconnected(&handle).await });
+            let handle = Connection {
+                inner: conn.clone(),
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move { handler.on_disconnected(&handle).await });
+                }
+                Err(_) => {
+                    tracing::warn!(connection_id = %conn.id, "no runtime: on_disconnected skipped")
+                }
+            }
         }
     }
 }

@@ -24,7 +24,9 @@ pub struct ServerMessage(Arc<Inner>);
 
 impl std::fmt::Debug for ServerMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ServerMessage").field(&self.0.message).finish()
+        f.debug_tuple("ServerMessage")
+            .field(&self.0.message)
+            .finish()
     }
 }
 
@@ -75,7 +77,10 @@ mod tests {
         let a = m.encoded(ProtocolKind::Json);
         let b = m.clone().encoded(ProtocolKind::Json);
         assert_eq!(a.as_ptr(), b.as_ptr(), "shared buffer");
-        assert_eq!(&a[..], b"{\"type\":1,\"target\":\"t\",\"arguments\":[1]}\x1e");
+        assert_eq!(
+            &a[..],
+            b"{\"type\":1,\"target\":\"t\",\"arguments\":[1]}\x1e"
+        );
         let c = m.encoded(ProtocolKind::MessagePack);
         assert_ne!(a, c);
         assert!(m.is_trackable());

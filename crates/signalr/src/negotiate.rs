@@ -84,7 +84,12 @@ pub(crate) async fn handle(hub: Arc<Hub>, req: axum::extract::Request) -> Respon
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let id = new_id();
     let token = if version >= 1 { new_id() } else { id.clone() };
-    let conn = Arc::new(ConnInner::new(id.clone(), token.clone(), principal, stateful));
+    let conn = Arc::new(ConnInner::new(
+        id.clone(),
+        token.clone(),
+        principal,
+        stateful,
+    ));
     hub.insert(conn);
     tracing::debug!(hub = %hub.name, connection_id = %id, negotiate_version = version, stateful, "negotiated");
 
@@ -125,7 +130,10 @@ mod tests {
     fn ids_are_22_url_safe_chars_and_distinct() {
         let a = new_id();
         assert_eq!(a.len(), 22);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_ne!(a, new_id());
     }
 }

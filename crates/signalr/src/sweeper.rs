@@ -41,10 +41,15 @@ pub(crate) fn spawn(hub: Weak<Hub>) {
 
 fn tick_interval(hub: &Hub) -> Duration {
     let o = &hub.options;
-    let shortest = [o.keep_alive, o.client_timeout, o.handshake_timeout, o.disconnect_timeout]
-        .into_iter()
-        .min()
-        .unwrap_or(Duration::from_secs(1));
+    let shortest = [
+        o.keep_alive,
+        o.client_timeout,
+        o.handshake_timeout,
+        o.disconnect_timeout,
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or(Duration::from_secs(1));
     (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(1))
 }
 

@@ -1,5 +1,5 @@
-//! The admin API (master key): virtual keys, maintenance notices and provider
-//! health announcements.
+//! The admin API for virtual keys (master key): create, list, read, update,
+//! delete, and rotate a key's task-webhook secret.
 
 use std::sync::Arc;
 
@@ -10,11 +10,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::fields::{Fields, JsonBody, metadata};
+use super::schema::admin::{
+    CreateKeyRequest, CreatedKey, DeletedKey, KeyList, RotatedSecret, UpdateKeyRequest,
+};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::ids::{now, parse_time};
 use crate::keys::auth::AdminKey;
-use crate::keys::model::VirtualKey;
+use crate::keys::model::{KeyRecord, VirtualKey};
 use crate::keys::secrets;
 use crate::store::Change;
 
@@ -90,6 +94,19 @@ fn apply_limits(key: &mut VirtualKey, fields: &Fields<'_>) -> Result<(), ApiErro
 }
 
 /// `POST /admin/v1/keys`: 201 with the record, the key's value and its webhook secret.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys",
+    tag = "admin",
+    description = "Creates a virtual key.",
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, description = "The key; its value and webhook secret are shown only now.", body = CreatedKey),
+        (status = 401, description = "Not the master key.", body = ErrorBody),
+        (status = 400, description = "A bad field, named in `param`.", body = ErrorBody)
+    ),
+    security(("master_key" = []))
+)]
 pub async fn create_key(
     State(app): State<Arc<App>>,
     _: AdminKey,
@@ -129,21 +146,32 @@ pub async fn create_key(
         .key
         .ok_or_else(|| ApiError::internal("key missing after commit"))?;
     tracing::info!(key_id = %key.id, "virtual key created");
-    let mut record = serde_json::to_value(key.record()).map_err(ApiError::internal)?;
-    record["key"] = json!(value);
-    record["webhook_secret"] = json!(key.webhook_secret);
-    Ok((StatusCode::CREATED, Json(record)).into_response())
+    let created = CreatedKey {
+        webhook_secret: key.webhook_secret.clone(),
+        record: key.record(),
+        key: value,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `GET /admin/v1/keys`.
-pub async fn list_keys(State(app): State<Arc<App>>, _: AdminKey) -> Json<Value> {
-    let data: Vec<Value> = app
-        .keys
-        .all()
-        .iter()
-        .filter_map(|k| serde_json::to_value(k.record()).ok())
-        .collect();
-    Json(json!({"object": "list", "data": data}))
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys",
+    tag = "admin",
+    description = "Lists virtual keys.",
+    responses(
+        (status = 200, description = "Every key (never its value).", body = KeyList),
+        (status = 401, description = "Not the master key.", body = ErrorBody)
+    ),
+    security(("master_key" = []))
+)]
+pub async fn list_keys(State(app): State<Arc<App>>, _: AdminKey) -> Json<KeyList> {
+    let data = app.keys.all().iter().map(|k| k.record()).collect();
+    Json(KeyList {
+        object: "list".into(),
+        data,
+    })
 }
 
 fn find(app: &App, id: &str) -> Result<Arc<VirtualKey>, ApiError> {
@@ -151,25 +179,50 @@ fn find(app: &App, id: &str) -> Result<Arc<VirtualKey>, ApiError> {
 }
 
 /// `GET /admin/v1/keys/{id}`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys/{id}",
+    tag = "admin",
+    description = "Reads a virtual key.",
+    params(("id" = String, Path, description = "The key id.")),
+    responses(
+        (status = 200, description = "The key (never its value).", body = KeyRecord),
+        (status = 401, description = "Not the master key.", body = ErrorBody),
+        (status = 404, description = "No such key.", body = ErrorBody)
+    ),
+    security(("master_key" = []))
+)]
 pub async fn get_key(
     State(app): State<Arc<App>>,
     _: AdminKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let key = find(&app, &id)?;
-    Ok(Json(
-        serde_json::to_value(key.record()).map_err(ApiError::internal)?,
-    ))
+) -> Result<Json<KeyRecord>, ApiError> {
+    Ok(Json(find(&app, &id)?.record()))
 }
 
 /// `PATCH /admin/v1/keys/{id}`: changes fields; `{"enabled": false}` disables the
 /// key everywhere at once (its hub connections are told and closed).
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/keys/{id}",
+    tag = "admin",
+    description = "Changes a key; `enabled: false` disables it everywhere at once.",
+    request_body = UpdateKeyRequest,
+    params(("id" = String, Path, description = "The key id.")),
+    responses(
+        (status = 200, description = "The updated key.", body = KeyRecord),
+        (status = 401, description = "Not the master key.", body = ErrorBody),
+        (status = 400, description = "A bad field, named in `param`.", body = ErrorBody),
+        (status = 404, description = "No such key.", body = ErrorBody)
+    ),
+    security(("master_key" = []))
+)]
 pub async fn update_key(
     State(app): State<Arc<App>>,
     _: AdminKey,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyRecord>, ApiError> {
     let fields = Fields(&body);
     let mut key = (*find(&app, &id)?).clone();
     let was_enabled = key.enabled;
@@ -205,17 +258,28 @@ pub async fn update_key(
     let key = applied
         .key
         .ok_or_else(|| ApiError::internal("key missing after commit"))?;
-    Ok(Json(
-        serde_json::to_value(key.record()).map_err(ApiError::internal)?,
-    ))
+    Ok(Json(key.record()))
 }
 
 /// `DELETE /admin/v1/keys/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/keys/{id}",
+    tag = "admin",
+    description = "Deletes a virtual key.",
+    params(("id" = String, Path, description = "The key id.")),
+    responses(
+        (status = 200, description = "Deleted; the key is refused everywhere at once.", body = DeletedKey),
+        (status = 401, description = "Not the master key.", body = ErrorBody),
+        (status = 404, description = "No such key.", body = ErrorBody)
+    ),
+    security(("master_key" = []))
+)]
 pub async fn delete_key(
     State(app): State<Arc<App>>,
     _: AdminKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedKey>, ApiError> {
     let key = find(&app, &id)?;
     // Tell the key's live channels first, then remove it.
     let data = json!({"keyId": key.id, "keyName": key.name, "reason": "deleted"});
@@ -232,18 +296,33 @@ pub async fn delete_key(
         .apply(Change::DeleteKey { id: id.clone() })
         .await?;
     app.limits.forget(&id);
-    Ok(Json(
-        json!({"id": id, "object": "virtual_key", "deleted": true}),
-    ))
+    Ok(Json(DeletedKey {
+        id,
+        object: "virtual_key".into(),
+        deleted: true,
+    }))
 }
 
 /// `POST /admin/v1/keys/{id}/rotate-webhook-secret`: a new task-webhook secret;
 /// the old one keeps signing for the grace period.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/rotate-webhook-secret",
+    tag = "admin",
+    description = "Rotates the key's task-webhook secret.",
+    params(("id" = String, Path, description = "The key id.")),
+    responses(
+        (status = 200, description = "The new secret; the old one signs too until it expires.", body = RotatedSecret),
+        (status = 401, description = "Not the master key.", body = ErrorBody),
+        (status = 404, description = "No such key.", body = ErrorBody)
+    ),
+    security(("master_key" = []))
+)]
 pub async fn rotate_key_secret(
     State(app): State<Arc<App>>,
     _: AdminKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RotatedSecret>, ApiError> {
     let mut key = (*find(&app, &id)?).clone();
     let grace = chrono::Duration::from_std(app.config.webhook_secret_grace).unwrap_or_default();
     let old = std::mem::replace(&mut key.webhook_secret, secrets::generate_webhook_secret());
@@ -259,86 +338,12 @@ pub async fn rotate_key_secret(
     let key = applied
         .key
         .ok_or_else(|| ApiError::internal("key missing after commit"))?;
-    Ok(Json(json!({
-        "id": key.id,
-        "webhook_secret": key.webhook_secret,
-        "previous_secret_expires_at": key.previous_webhook_secret.as_ref().map(|(_, t)| crate::ids::format_time(*t)),
-    })))
-}
-
-/// `POST /admin/v1/maintenance`: emits `system.maintenance` to every channel.
-pub async fn maintenance(
-    State(app): State<Arc<App>>,
-    _: AdminKey,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let fields = Fields(&body);
-    let status = fields
-        .choice("status", &["scheduled", "started", "ended"])?
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                "missing_field",
-                "`status` is required: scheduled, started or ended.",
-            )
-        })?;
-    let message = fields.string("message", 1000)?.unwrap_or_default();
-    let time = |name: &str| -> Result<Value, ApiError> {
-        match fields.string(name, 64)? {
-            None => Ok(Value::Null),
-            Some(t) => parse_time(&t)
-                .map(|t| Value::String(crate::ids::format_time(t)))
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        name,
-                        "invalid_value",
-                        format!("`{name}` must be an RFC 3339 time."),
-                    )
-                }),
-        }
-    };
-    let data = json!({"status": status, "message": message, "startsAt": time("starts_at")?, "endsAt": time("ends_at")?});
-    emit_system(&app, "system.maintenance", data).await
-}
-
-/// `POST /admin/v1/providers/{name}/health`: announces a provider's health change.
-pub async fn provider_health(
-    State(app): State<Arc<App>>,
-    _: AdminKey,
-    Path(name): Path<String>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let fields = Fields(&body);
-    let status = fields
-        .choice("status", &["healthy", "degraded", "unhealthy"])?
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                "missing_field",
-                "`status` is required: healthy, degraded or unhealthy.",
-            )
-        })?;
-    let data = json!({
-        "provider": name,
-        "status": status,
-        "previousStatus": fields.choice("previous_status", &["healthy", "degraded", "unhealthy"])?,
-        "latencyMs": fields.integer("latency_ms", 0..=3_600_000)?,
-        "reason": fields.string("reason", 1000)?,
-    });
-    emit_system(&app, "provider.health_changed", data).await
-}
-
-async fn emit_system(app: &App, event_type: &str, data: Value) -> Result<Response, ApiError> {
-    let change = Change::Emit {
-        key_id: None,
-        event_type: event_type.into(),
-        data,
-    };
-    let applied = app.store.apply(change).await?;
-    let event = applied
-        .events
-        .first()
-        .ok_or_else(|| ApiError::internal("event missing after commit"))?;
-    let body: Value = serde_json::from_slice(&event.body).map_err(ApiError::internal)?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(Json(RotatedSecret {
+        previous_secret_expires_at: key
+            .previous_webhook_secret
+            .as_ref()
+            .map(|(_, t)| crate::ids::format_time(*t)),
+        webhook_secret: key.webhook_secret.clone(),
+        id: key.id.clone(),
+    }))
 }

@@ -30,10 +30,16 @@ use crate::store::EventQuery;
 /// Events read from the log per catch-up step.
 const CATCH_UP_PAGE: u32 = 500;
 
-#[derive(Deserialize, Default)]
+/// Cursor, filter and page size of the feed.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
+    /// Events after this event id (`Last-Event-ID` when streaming).
     after: Option<String>,
+    /// Comma-separated patterns such as `image.*,video.progress`.
     types: Option<String>,
+    /// 1–1000, default 100 (ignored when streaming).
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
 }
 
@@ -77,6 +83,24 @@ async fn position_of(app: &App, key_id: &str, id: &str, param: &str) -> Result<i
 }
 
 /// `GET /v1/events`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    description = "The key's events and system events in log order; with `Accept: text/event-stream` a live, resumable stream.",
+    params(
+        FeedQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume a stream after this event id.")
+    ),
+    responses(
+        (status = 200, description = "A page of events, or a Server-Sent Events stream.", content(
+            (super::schema::responses::EventList = "application/json"),
+            (String = "text/event-stream")
+        )),
+        (status = 400, description = "A bad cursor, filter or limit.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
 pub async fn feed(
     State(app): State<Arc<App>>,
     ClientKey(key): ClientKey,

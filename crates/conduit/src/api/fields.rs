@@ -3,6 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
 use crate::app::App;
@@ -15,11 +16,36 @@ impl FromRequest<std::sync::Arc<App>> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &std::sync::Arc<App>) -> Result<Self, ApiError> {
+        check_json_content_type(req.headers())?;
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|r| from_rejection(r.status(), r.body_text()))?;
         parse_object(&bytes).map(JsonBody)
     }
+}
+
+/// Refuses a body declared as something other than JSON (a form, plain text).
+/// A request without `Content-Type` is still read as JSON.
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || essence.ends_with("+json") {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "unsupported_media_type",
+        "The request body must be JSON sent with `Content-Type: application/json`.",
+    )
+    .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE))
 }
 
 /// Parses a JSON object, with an OpenAI-shaped error for anything else.

@@ -1,26 +1,120 @@
 //! The HTTP API: one module per resource, assembled into one router here.
 
 pub mod admin;
+pub mod announce;
 pub mod events;
 pub mod fields;
+pub mod images;
 pub mod ops;
+pub mod schema;
+pub mod speech;
 pub mod submit;
 pub mod tasks;
+pub mod transcribe;
+pub mod videos;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::App;
 use crate::error::ApiError;
+
+/// Every route of the client, admin and operations API, as `(method, path,
+/// handler)`. The router is built from this table and `/openapi.json` is
+/// checked against it, so neither can drift from the other. Webhook routes come
+/// from `webhooks::api`, media from a file service, hubs from `hubs`.
+fn table() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
+    vec![
+        (Method::POST, "/v1/images/generations", post(images::images)),
+        (
+            Method::POST,
+            "/v1/images/generations/async",
+            post(images::images_async),
+        ),
+        (
+            Method::GET,
+            "/v1/images/generations/{id}/status",
+            get(tasks::image_status),
+        ),
+        (Method::POST, "/v1/videos/generations", post(videos::videos)),
+        (
+            Method::POST,
+            "/v1/videos/generations/async",
+            post(videos::videos_async),
+        ),
+        (
+            Method::GET,
+            "/v1/videos/generations/tasks/{id}",
+            get(tasks::video_status),
+        ),
+        (Method::POST, "/v1/audio/speech", post(speech::speech)),
+        (
+            Method::POST,
+            "/v1/audio/transcriptions",
+            post(transcribe::transcriptions),
+        ),
+        (Method::GET, "/v1/tasks", get(tasks::list)),
+        (Method::GET, "/v1/tasks/{id}", get(tasks::get)),
+        (Method::DELETE, "/v1/tasks/{id}", delete(tasks::delete)),
+        (Method::POST, "/v1/tasks/{id}/cancel", post(tasks::cancel)),
+        (Method::GET, "/v1/tasks/{id}/poll", get(tasks::poll)),
+        (Method::GET, "/v1/tasks/{id}/events", get(tasks::events)),
+        (Method::GET, "/v1/events", get(events::feed)),
+        (Method::POST, "/admin/v1/keys", post(admin::create_key)),
+        (Method::GET, "/admin/v1/keys", get(admin::list_keys)),
+        (Method::GET, "/admin/v1/keys/{id}", get(admin::get_key)),
+        (
+            Method::PATCH,
+            "/admin/v1/keys/{id}",
+            patch(admin::update_key),
+        ),
+        (
+            Method::DELETE,
+            "/admin/v1/keys/{id}",
+            delete(admin::delete_key),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/keys/{id}/rotate-webhook-secret",
+            post(admin::rotate_key_secret),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/maintenance",
+            post(announce::maintenance),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/providers/{name}/health",
+            post(announce::provider_health),
+        ),
+        (Method::GET, "/health", get(ops::health)),
+        (Method::GET, "/ready", get(ops::ready)),
+        (Method::GET, "/metrics", get(ops::metrics)),
+        (Method::GET, "/openapi.json", get(crate::openapi::document)),
+    ]
+}
+
+/// The `(method, path)` of every route in the table, in axum's path syntax;
+/// generated media is served under [`MEDIA_ROUTE`] besides.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    table()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// Where generated media is served (`GET`, no credentials).
+pub const MEDIA_ROUTE: &str = "/v1/media/{file}";
 
 /// The whole HTTP surface (hubs are merged in by the caller).
 pub fn router(app: Arc<App>) -> Router {
@@ -31,52 +125,12 @@ pub fn router(app: Arc<App>) -> Router {
             HeaderValue::from_static("public, max-age=31536000, immutable"),
         ));
 
-    let client = Router::new()
-        .route("/v1/images/generations", post(submit::images))
-        .route("/v1/images/generations/async", post(submit::images_async))
-        .route("/v1/images/generations/{id}/status", get(tasks::alias))
-        .route("/v1/videos/generations", post(submit::videos))
-        .route("/v1/videos/generations/async", post(submit::videos))
-        .route("/v1/videos/generations/tasks/{id}", get(tasks::alias))
-        .route("/v1/audio/speech", post(submit::speech))
-        .route("/v1/audio/transcriptions", post(submit::transcriptions))
-        .route("/v1/tasks", get(tasks::list))
-        .route("/v1/tasks/{id}", get(tasks::get).delete(tasks::cancel))
-        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/v1/tasks/{id}/poll", get(tasks::poll))
-        .route("/v1/tasks/{id}/events", get(tasks::events))
-        .route("/v1/events", get(events::feed))
-        .merge(crate::webhooks::api::router());
-
-    let admin = Router::new()
-        .route(
-            "/admin/v1/keys",
-            post(admin::create_key).get(admin::list_keys),
-        )
-        .route(
-            "/admin/v1/keys/{id}",
-            get(admin::get_key)
-                .patch(admin::update_key)
-                .delete(admin::delete_key),
-        )
-        .route(
-            "/admin/v1/keys/{id}/rotate-webhook-secret",
-            post(admin::rotate_key_secret),
-        )
-        .route("/admin/v1/maintenance", post(admin::maintenance))
-        .route(
-            "/admin/v1/providers/{name}/health",
-            post(admin::provider_health),
-        )
-        .merge(crate::webhooks::api::admin_router());
-
-    Router::new()
-        .merge(client)
-        .merge(admin)
-        .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(crate::openapi::document))
+    let mut api = Router::new();
+    for (_, path, handler) in table() {
+        api = api.route(path, handler);
+    }
+    api.merge(crate::webhooks::api::router())
+        .merge(crate::webhooks::api::admin_router())
         .nest_service("/v1/media", media)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

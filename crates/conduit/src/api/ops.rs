@@ -11,11 +11,21 @@ use serde_json::json;
 use crate::app::App;
 
 /// `GET /health`: the process is up.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Up.", body = super::schema::responses::Status)))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /ready`: the store answers and the process is not shutting down.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Store and bus reachable.", body = super::schema::responses::Status),
+        (status = 503, description = "Not ready or shutting down.", body = super::schema::responses::Status)
+    )
+)]
 pub async fn ready(State(app): State<Arc<App>>) -> Response {
     if app.shutdown.is_cancelled() {
         return (
@@ -38,6 +48,7 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition.", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     metrics::gauge!("conduit_tasks_running").set(app.runner.running() as f64);
     if let Ok((depth, age)) = app.store.outbox_depth().await {

@@ -1,24 +1,23 @@
-//! Submitting work: images, videos, speech and transcriptions, each either as an
-//! async task (202 with the task) or answered synchronously in OpenAI's format.
+//! The steps every submit route shares: reading the common fields, admitting
+//! the key, resolving the model, storing the task, and answering either 202
+//! with the task or, for a synchronous request, once it has finished.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Multipart, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::fields::{Fields, JsonBody, metadata};
+use super::fields::{Fields, metadata};
+use super::schema::responses::TaskAccepted;
 use crate::app::App;
 use crate::error::ApiError;
-use crate::keys::auth::ClientKey;
 use crate::keys::model::VirtualKey;
 use crate::providers::models::ModelInfo;
 use crate::tasks::cache::TaskView;
 use crate::tasks::model::{TaskStatus, TaskType};
-use crate::tasks::requests::{ImageJob, SpeechJob, TranscriptionJob, VideoJob};
 use crate::tasks::{self, NewTask};
 
 /// Header names a client's `webhook_headers` may not set.
@@ -45,16 +44,20 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 /// The fields every submit route shares.
-struct Common {
-    model: Option<String>,
+pub(super) struct Common {
+    pub(super) model: Option<String>,
     webhook_url: Option<String>,
     webhook_headers: Option<Map<String, Value>>,
     metadata: Option<Map<String, Value>>,
     user: Option<String>,
-    is_async: bool,
+    pub(super) is_async: bool,
 }
 
-async fn common(app: &App, fields: &Fields<'_>, force_async: bool) -> Result<Common, ApiError> {
+pub(super) async fn common(
+    app: &App,
+    fields: &Fields<'_>,
+    force_async: bool,
+) -> Result<Common, ApiError> {
     let webhook_url = match fields.string("webhook_url", 2048)? {
         Some(url) => Some(crate::webhooks::check_webhook_url(app, &url).await?),
         None => None,
@@ -69,7 +72,8 @@ async fn common(app: &App, fields: &Fields<'_>, force_async: bool) -> Result<Com
         webhook_headers,
         metadata: metadata(fields)?,
         user: fields.string("user", 256)?,
-        is_async: force_async || fields.boolean("async")?.unwrap_or(false),
+        // Read even when the route forces async, so a malformed value is refused.
+        is_async: fields.boolean("async")?.unwrap_or(false) || force_async,
     })
 }
 
@@ -102,7 +106,7 @@ fn check_webhook_headers(headers: &Map<String, Value>) -> Result<(), ApiError> {
 }
 
 /// Checks what the key may do before any work is accepted.
-async fn admit(app: &App, key: &VirtualKey, model: &ModelInfo) -> Result<(), ApiError> {
+pub(super) async fn admit(app: &App, key: &VirtualKey, model: &ModelInfo) -> Result<(), ApiError> {
     if !key.allows_model(&model.name) {
         return Err(ApiError::forbidden(
             "model_not_allowed",
@@ -144,7 +148,7 @@ async fn admit(app: &App, key: &VirtualKey, model: &ModelInfo) -> Result<(), Api
     Ok(())
 }
 
-fn resolve<'a>(
+pub(super) fn resolve<'a>(
     app: &'a App,
     task_type: TaskType,
     name: Option<&str>,
@@ -154,7 +158,10 @@ fn resolve<'a>(
     })
 }
 
-fn parse_size(model: &ModelInfo, size: Option<String>) -> Result<(String, u32, u32), ApiError> {
+pub(super) fn parse_size(
+    model: &ModelInfo,
+    size: Option<String>,
+) -> Result<(String, u32, u32), ApiError> {
     let size = size.unwrap_or_else(|| model.sizes[0].clone());
     if !model.sizes.contains(&size) {
         return Err(ApiError::invalid(
@@ -182,22 +189,22 @@ fn parse_size(model: &ModelInfo, size: Option<String>) -> Result<(String, u32, u
 }
 
 /// The 202 answer of an async submit.
-fn accepted(task: &crate::tasks::model::Task) -> Response {
-    let body = json!({
-        "task_id": task.id,
-        "object": "task",
-        "status": task.status.as_str(),
-        "type": task.task_type.as_str(),
-        "model": task.model,
-        "created_at": task.created_at,
-        "check_status_url": format!("/v1/tasks/{}", task.id),
-        "metadata": task.metadata,
-    });
+pub(super) fn accepted(task: &crate::tasks::model::Task) -> Response {
+    let body = TaskAccepted {
+        task_id: task.id.clone(),
+        object: "task",
+        status: task.status,
+        task_type: task.task_type,
+        model: task.model.clone(),
+        created_at: task.created_at.clone(),
+        check_status_url: format!("/v1/tasks/{}", task.id),
+        metadata: task.metadata.clone(),
+    };
     (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 /// Waits for a synchronous request's task to end; failure becomes an error answer.
-async fn finish_sync(
+pub(super) async fn finish_sync(
     app: &App,
     key: &VirtualKey,
     task_id: &str,
@@ -230,72 +237,8 @@ async fn finish_sync(
     }
 }
 
-/// `POST /v1/images/generations` (async with `"async": true`).
-pub async fn images(
-    State(app): State<Arc<App>>,
-    ClientKey(key): ClientKey,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    submit_image(app, key, body, false).await
-}
-
-/// `POST /v1/images/generations/async`.
-pub async fn images_async(
-    State(app): State<Arc<App>>,
-    ClientKey(key): ClientKey,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    submit_image(app, key, body, true).await
-}
-
-async fn submit_image(
-    app: Arc<App>,
-    key: Arc<VirtualKey>,
-    body: Map<String, Value>,
-    force_async: bool,
-) -> Result<Response, ApiError> {
-    let fields = Fields(&body);
-    let prompt = fields.required_string("prompt", 4000)?;
-    let common = common(&app, &fields, force_async).await?;
-    let model = resolve(&app, TaskType::Image, common.model.as_deref())?;
-    let n = fields.integer("n", 1..=model.max_n as i64)?.unwrap_or(1) as u32;
-    let (size, width, height) = parse_size(model, fields.string("size", 32)?)?;
-    let job = ImageJob {
-        prompt,
-        n,
-        width,
-        height,
-        size,
-        quality: fields.choice(
-            "quality",
-            &["standard", "hd", "low", "medium", "high", "auto"],
-        )?,
-        style: fields.choice("style", &["vivid", "natural"])?,
-        response_format: fields
-            .choice("response_format", &["url", "b64_json"])?
-            .unwrap_or_else(|| "url".into()),
-    };
-    admit(&app, &key, model).await?;
-    let task = tasks::submit(
-        &app,
-        &key,
-        new_task(TaskType::Image, model, &job, common.clone_parts()),
-    )
-    .await?;
-    if common.is_async {
-        return Ok(accepted(&task));
-    }
-
-    // Synchronous: OpenAI's answer shape.
-    let view = finish_sync(&app, &key, &task.id).await?;
-    let result = view.task.result.clone().unwrap_or_default();
-    let data = result.get("images").cloned().unwrap_or(json!([]));
-    let created = result.get("created").cloned().unwrap_or(json!(0));
-    Ok(Json(json!({"created": created, "data": data})).into_response())
-}
-
 /// The task-independent parts of a submission.
-struct Parts {
+pub(super) struct Parts {
     webhook_url: Option<String>,
     webhook_headers: Option<Map<String, Value>>,
     metadata: Option<Map<String, Value>>,
@@ -303,7 +246,7 @@ struct Parts {
 }
 
 impl Common {
-    fn clone_parts(&self) -> Parts {
+    pub(super) fn clone_parts(&self) -> Parts {
         Parts {
             webhook_url: self.webhook_url.clone(),
             webhook_headers: self.webhook_headers.clone(),
@@ -313,7 +256,7 @@ impl Common {
     }
 }
 
-fn new_task<'a>(
+pub(super) fn new_task<'a>(
     task_type: TaskType,
     model: &'a ModelInfo,
     job: &impl serde::Serialize,
@@ -328,216 +271,4 @@ fn new_task<'a>(
         metadata: parts.metadata,
         user_id: parts.user,
     }
-}
-
-/// `POST /v1/videos/generations` and `/async`: always a task.
-pub async fn videos(
-    State(app): State<Arc<App>>,
-    ClientKey(key): ClientKey,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let fields = Fields(&body);
-    let prompt = fields.required_string("prompt", 4000)?;
-    let common = common(&app, &fields, true).await?;
-    let model = resolve(&app, TaskType::Video, common.model.as_deref())?;
-    let duration = fields.integer("duration", 1..=60)?.unwrap_or(5) as u32;
-    let fps = fields.integer("fps", 1..=60)?.unwrap_or(24) as u32;
-    let (size, width, height) = parse_size(model, fields.string("size", 32)?)?;
-    let job = VideoJob {
-        prompt,
-        duration,
-        width,
-        height,
-        size,
-        fps,
-    };
-    admit(&app, &key, model).await?;
-    let task = tasks::submit(
-        &app,
-        &key,
-        new_task(TaskType::Video, model, &job, common.clone_parts()),
-    )
-    .await?;
-    Ok(accepted(&task))
-}
-
-/// `POST /v1/audio/speech`: WAV bytes, or a task with `"async": true`.
-pub async fn speech(
-    State(app): State<Arc<App>>,
-    ClientKey(key): ClientKey,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let fields = Fields(&body);
-    let input = fields.required_string("input", 4096)?;
-    let common = common(&app, &fields, false).await?;
-    let model = resolve(&app, TaskType::Speech, common.model.as_deref())?;
-    let voice = fields.required_string("voice", 64).or_else(|e| {
-        if fields.has("voice") {
-            Err(e)
-        } else {
-            Ok("alloy".to_string())
-        }
-    })?;
-    let job = SpeechJob {
-        input,
-        voice,
-        speed: fields.number("speed", 0.25..=4.0)?.unwrap_or(1.0),
-        response_format: fields
-            .choice(
-                "response_format",
-                &["mp3", "opus", "aac", "flac", "wav", "pcm"],
-            )?
-            .unwrap_or_else(|| "wav".into()),
-    };
-    admit(&app, &key, model).await?;
-    let task = tasks::submit(
-        &app,
-        &key,
-        new_task(TaskType::Speech, model, &job, common.clone_parts()),
-    )
-    .await?;
-    if common.is_async {
-        return Ok(accepted(&task));
-    }
-    let view = finish_sync(&app, &key, &task.id).await?;
-    media_bytes(&app, &view, "audio_url", "audio/wav").await
-}
-
-/// Reads a finished task's media file back for a synchronous answer.
-async fn media_bytes(
-    app: &App,
-    view: &TaskView,
-    field: &str,
-    content_type: &str,
-) -> Result<Response, ApiError> {
-    let url = view
-        .task
-        .result
-        .as_ref()
-        .and_then(|r| r.get(field))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let name = url.rsplit('/').next().unwrap_or_default();
-    let bytes = tokio::fs::read(app.media.dir().join(name))
-        .await
-        .map_err(ApiError::internal)?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        content_type.parse().expect("static content type"),
-    );
-    headers.insert(
-        "x-conduit-task-id",
-        view.task.id.parse().map_err(ApiError::internal)?,
-    );
-    Ok((headers, bytes).into_response())
-}
-
-/// `POST /v1/audio/transcriptions` (multipart, as OpenAI's).
-pub async fn transcriptions(
-    State(app): State<Arc<App>>,
-    ClientKey(key): ClientKey,
-    mut form: Multipart,
-) -> Result<Response, ApiError> {
-    // 1. Read the form: the file's bytes and the other fields as strings.
-    let mut body = Map::new();
-    let mut file: Option<(String, Vec<u8>)> = None;
-    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "file" {
-            let filename = field.file_name().unwrap_or("audio").to_string();
-            let bytes = field.bytes().await.map_err(multipart_error)?;
-            file = Some((filename, bytes.to_vec()));
-        } else {
-            let text = field.text().await.map_err(multipart_error)?;
-            body.insert(name, Value::String(text));
-        }
-    }
-    let (filename, bytes) = file.ok_or_else(|| {
-        ApiError::invalid(
-            "file",
-            "missing_field",
-            "`file` is required: upload the audio as a multipart file field.",
-        )
-    })?;
-    if bytes.is_empty() {
-        return Err(ApiError::invalid(
-            "file",
-            "empty_file",
-            "The uploaded file is empty.",
-        ));
-    }
-
-    // 2. Check the fields and the audio itself before accepting anything.
-    let fields = Fields(&body);
-    let common = common(&app, &fields, false).await?;
-    let model = resolve(&app, TaskType::Transcription, common.model.as_deref())?;
-    let response_format = fields
-        .choice(
-            "response_format",
-            &["json", "text", "verbose_json", "srt", "vtt"],
-        )?
-        .unwrap_or_else(|| "json".into());
-    let language = fields.string("language", 16)?;
-    let prompt = fields.string("prompt", 4000)?;
-    if let Err(err) = conduit_media::probe_audio(&bytes) {
-        return Err(ApiError::invalid("file", "invalid_audio", err.to_string()));
-    }
-    admit(&app, &key, model).await?;
-
-    // 3. Keep the upload until the task has read it.
-    let upload = crate::ids::random_token(24);
-    let dir = app.config.data_dir.join("uploads");
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(ApiError::internal)?;
-    tokio::fs::write(dir.join(&upload), &bytes)
-        .await
-        .map_err(ApiError::internal)?;
-    let job = TranscriptionJob {
-        upload,
-        filename,
-        language,
-        prompt,
-        response_format: response_format.clone(),
-    };
-    let task = tasks::submit(
-        &app,
-        &key,
-        new_task(TaskType::Transcription, model, &job, common.clone_parts()),
-    )
-    .await?;
-    if common.is_async {
-        return Ok(accepted(&task));
-    }
-
-    // 4. Synchronous: OpenAI's answer in the requested format.
-    let view = finish_sync(&app, &key, &task.id).await?;
-    let result = view.task.result.clone().unwrap_or_default();
-    let text = result
-        .get("text")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    Ok(match response_format.as_str() {
-        "text" | "srt" | "vtt" => {
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
-        }
-        "verbose_json" => Json(json!({
-            "task": "transcribe",
-            "language": result.get("language"),
-            "duration": result.get("duration_seconds"),
-            "text": text,
-            "segments": [],
-        }))
-        .into_response(),
-        _ => Json(json!({"text": text})).into_response(),
-    })
-}
-
-fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
-    crate::error::from_rejection(
-        err.status(),
-        format!("The multipart form could not be read: {}", err.body_text()),
-    )
 }

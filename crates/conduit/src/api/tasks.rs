@@ -21,9 +21,15 @@ use crate::tasks::model::{TaskStatus, TaskType};
 /// Longest long poll.
 const MAX_WAIT_SECS: f64 = 60.0;
 
-#[derive(Deserialize, Default)]
+/// Long-poll parameters.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
+    /// Seconds (0–60) to hold the request until the task changes.
+    #[param(value_type = Option<f64>)]
     wait: Option<String>,
+    /// `wait` by its name on the `poll` alias.
+    #[param(value_type = Option<f64>)]
     timeout: Option<String>,
 }
 
@@ -86,6 +92,18 @@ async fn get_with_wait(
 }
 
 /// `GET /v1/tasks/{id}[?wait=30]`.
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}",
+    tag = "tasks",
+    description = "One task; `wait` long-polls until it changes.",
+    params(("id" = String, Path, description = "The task id, `task_…`."), WaitQuery),
+    responses(
+        (status = 200, description = "The task.", body = super::schema::responses::TaskObject, headers(("ETag" = String))), (status = 304, description = "Unchanged since `If-None-Match`."),
+        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
 pub async fn get(
     State(app): State<Arc<App>>,
     ClientKey(key): ClientKey,
@@ -98,6 +116,18 @@ pub async fn get(
 }
 
 /// `GET /v1/tasks/{id}/poll?timeout=`: a long poll by another name.
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}/poll",
+    tag = "tasks",
+    description = "The task, long-polled for `timeout` seconds.",
+    params(("id" = String, Path, description = "The task id, `task_…`."), WaitQuery),
+    responses(
+        (status = 200, description = "The task.", body = super::schema::responses::TaskObject, headers(("ETag" = String))), (status = 304, description = "Unchanged since `If-None-Match`."),
+        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
 pub async fn poll(
     State(app): State<Arc<App>>,
     ClientKey(key): ClientKey,
@@ -112,8 +142,20 @@ pub async fn poll(
     get_with_wait(&app, &key, &id, wait, &headers).await
 }
 
-/// `GET /v1/images/generations/{id}/status` and `/v1/videos/generations/tasks/{id}`.
-pub async fn alias(
+/// `GET /v1/images/generations/{id}/status`: the task under an older name.
+#[utoipa::path(
+    get,
+    path = "/v1/images/generations/{id}/status",
+    tag = "tasks",
+    description = "Compatibility alias of `GET /v1/tasks/{id}`.",
+    params(("id" = String, Path, description = "The task id, `task_…`."), WaitQuery),
+    responses(
+        (status = 200, description = "The task.", body = super::schema::responses::TaskObject, headers(("ETag" = String))), (status = 304, description = "Unchanged since `If-None-Match`."),
+        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
+pub async fn image_status(
     state: State<Arc<App>>,
     key: ClientKey,
     id: Path<String>,
@@ -123,16 +165,59 @@ pub async fn alias(
     get(state, key, id, query, headers).await
 }
 
-#[derive(Deserialize, Default)]
+/// `GET /v1/videos/generations/tasks/{id}`: the task under an older name.
+#[utoipa::path(
+    get,
+    path = "/v1/videos/generations/tasks/{id}",
+    tag = "tasks",
+    description = "Compatibility alias of `GET /v1/tasks/{id}`.",
+    params(("id" = String, Path, description = "The task id, `task_…`."), WaitQuery),
+    responses(
+        (status = 200, description = "The task.", body = super::schema::responses::TaskObject, headers(("ETag" = String))), (status = 304, description = "Unchanged since `If-None-Match`."),
+        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
+pub async fn video_status(
+    state: State<Arc<App>>,
+    key: ClientKey,
+    id: Path<String>,
+    query: Query<WaitQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    get(state, key, id, query, headers).await
+}
+
+/// Filters and paging of the task list.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only tasks in this status.
+    #[param(value_type = Option<TaskStatus>)]
     status: Option<String>,
+    /// Only tasks of this type.
     #[serde(rename = "type")]
+    #[param(rename = "type", value_type = Option<TaskType>)]
     task_type: Option<String>,
+    /// 1–100, default 20.
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     after: Option<String>,
 }
 
 /// `GET /v1/tasks`: the key's tasks, newest first, paged by cursor.
+#[utoipa::path(
+    get,
+    path = "/v1/tasks",
+    tag = "tasks",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of tasks.", body = super::schema::responses::TaskList),
+        (status = 400, description = "A bad filter, limit or cursor.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
 pub async fn list(
     State(app): State<Arc<App>>,
     ClientKey(key): ClientKey,
@@ -219,7 +304,20 @@ fn decode_cursor(cursor: &str) -> Result<(String, String), ApiError> {
         })
 }
 
-/// `POST /v1/tasks/{id}/cancel` and `DELETE /v1/tasks/{id}`.
+/// `POST /v1/tasks/{id}/cancel`: cancels a task that has not finished.
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/cancel",
+    tag = "tasks",
+    description = "Cancels a pending or processing task.",
+    params(("id" = String, Path, description = "The task id, `task_…`.")),
+    responses(
+        (status = 200, description = "The cancelled task.", body = super::schema::responses::TaskObject),
+        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody),
+        (status = 409, description = "The task has already finished.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
 pub async fn cancel(
     State(app): State<Arc<App>>,
     ClientKey(key): ClientKey,
@@ -229,7 +327,41 @@ pub async fn cancel(
     Ok(Json(task.to_json()).into_response())
 }
 
+/// `DELETE /v1/tasks/{id}`: the same as cancelling.
+#[utoipa::path(
+    delete,
+    path = "/v1/tasks/{id}",
+    tag = "tasks",
+    description = "Cancels a pending or processing task.",
+    params(("id" = String, Path, description = "The task id, `task_…`.")),
+    responses(
+        (status = 200, description = "The cancelled task.", body = super::schema::responses::TaskObject),
+        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody),
+        (status = 409, description = "The task has already finished.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
+pub async fn delete(
+    state: State<Arc<App>>,
+    key: ClientKey,
+    id: Path<String>,
+) -> Result<Response, ApiError> {
+    cancel(state, key, id).await
+}
+
 /// `GET /v1/tasks/{id}/events`: one task's events in order.
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}/events",
+    tag = "tasks",
+    description = "One task's events in order.",
+    params(("id" = String, Path, description = "The task id, `task_…`.")),
+    responses(
+        (status = 200, description = "The task's events, `sequence` 1..n.", body = super::schema::responses::EventList),
+        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
 pub async fn events(
     State(app): State<Arc<App>>,
     ClientKey(key): ClientKey,

@@ -40,13 +40,13 @@ pub fn presented_key(parts: &Parts, query_allowed: bool) -> Option<String> {
 }
 
 fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter_map(|pair| {
+    query.split('&').map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &str| {
             let s = s.replace('+', " ");
             percent_decode(&s)
         };
-        Some((decode(name), decode(value)))
+        (decode(name), decode(value))
     })
 }
 
@@ -88,12 +88,7 @@ pub fn authenticate(app: &App, presented: Option<&str>) -> Result<Arc<VirtualKey
         .keys
         .by_hash(&hash_key(value))
         .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "Incorrect API key provided."))?;
-    if let Some(reason) = key.refusal(crate::ids::now()) {
-        let code = if key.enabled {
-            "key_expired"
-        } else {
-            "key_disabled"
-        };
+    if let Some((code, reason)) = key.refusal(crate::ids::now()) {
         return Err(ApiError::unauthorized(code, reason));
     }
     Ok(key)

@@ -34,13 +34,16 @@ pub struct VirtualKey {
 }
 
 impl VirtualKey {
-    /// Why this key cannot be used right now, if it cannot.
-    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
-        if !self.enabled {
-            return Some("This virtual key is disabled.");
+    /// Why this key cannot be used right now, if it cannot: `(code, message)`.
+    /// A key that upkeep disabled because it expired still says it expired.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<(&'static str, &'static str)> {
+        let expired = self.expires_at.is_some_and(|at| at <= now)
+            || self.disabled_reason.as_deref() == Some("expired");
+        if expired {
+            return Some(("key_expired", "This virtual key has expired."));
         }
-        if self.expires_at.is_some_and(|at| at <= now) {
-            return Some("This virtual key has expired.");
+        if !self.enabled {
+            return Some(("key_disabled", "This virtual key is disabled."));
         }
         None
     }

@@ -16,7 +16,7 @@ use crate::events::Event;
 use crate::events::filter::TypeFilter;
 use crate::keys::model::VirtualKey;
 use crate::tasks::model::{Task, TaskError, TaskStatus, TaskType};
-use crate::webhooks::model::{Delivery, Endpoint, NewDelivery};
+use crate::webhooks::model::{Delivery, Dispatch, Endpoint, NewDelivery};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +121,8 @@ pub struct Applied {
     pub events: Vec<Arc<Event>>,
     /// Deliveries written to the outbox with the events.
     pub deliveries: usize,
+    /// Those of them leased in the same transaction, for the dispatcher to send now.
+    pub leased: Vec<Dispatch>,
 }
 
 /// Told about every commit, in commit order, before `apply` returns.
@@ -173,13 +175,25 @@ pub trait Store: Send + Sync + 'static {
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
 
     async fn endpoints(&self) -> StoreResult<Vec<Endpoint>>;
-    /// Deliveries due now that no live lease holds, leased for `lease` seconds.
-    async fn claim_deliveries(&self, limit: u32, lease_secs: u64) -> StoreResult<Vec<Delivery>>;
-    /// Records one attempt's outcome and the delivery's next state.
+    /// Up to `limit` deliveries that are due, unleased and first in their lane,
+    /// leased for `lease_secs` seconds, with their bodies. Deliveries to
+    /// `skip_urls` (receivers the dispatcher cannot take now) are left alone.
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        lease_secs: u64,
+        skip_urls: &[String],
+    ) -> StoreResult<Vec<Dispatch>>;
+    /// When the next delivery not to `skip_urls` becomes claimable (RFC 3339).
+    async fn next_due_delivery(&self, skip_urls: &[String]) -> StoreResult<Option<String>>;
+    /// Records one attempt's outcome and the delivery's next state; returns the
+    /// next delivery of its lane, leased, when the record asked for it.
     async fn record_attempt(
         &self,
         outcome: crate::webhooks::model::AttemptRecord,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Option<Dispatch>>;
+    /// Gives leases back; an empty list gives back every lease (at start).
+    async fn release_deliveries(&self, ids: Vec<String>) -> StoreResult<u64>;
     async fn deliveries(
         &self,
         query: &crate::webhooks::model::DeliveryQuery,
@@ -189,7 +203,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         delivery_id: &str,
     ) -> StoreResult<Vec<crate::webhooks::model::Attempt>>;
-    /// Makes a delivery due now again (replay); returns false if it does not exist.
+    /// Makes a delivery due now again (replay); false if it does not exist or is in flight.
     async fn retry_delivery(&self, id: &str) -> StoreResult<bool>;
     /// Writes fresh deliveries of an existing event (redeliver).
     async fn insert_deliveries(&self, deliveries: Vec<NewDelivery>) -> StoreResult<usize>;

@@ -1,27 +1,54 @@
 //! Webhooks: the outbox planner (which deliveries an event needs), the endpoint
-//! directory, and the dispatcher that sends, signs, retries and records them.
+//! directory, and the dispatcher that signs, sends, retries and records them.
 //!
 //! Deliveries are written by the store in the same transaction as their event
-//! (see [`planner`]); the dispatcher is woken by the commit and claims due
-//! deliveries with a lease, so a killed process loses nothing.
+//! (see [`planner`]), so an accepted event is never without its deliveries. A
+//! delivery is sent only under a lease: the first attempt of a delivery that
+//! heads its lane is leased in that same transaction and handed to the
+//! dispatcher after the commit ([`gate`]); retries and anything left behind are
+//! claimed later ([`claimer`]). A killed process loses nothing: its leases are
+//! released when the next one starts, and every delivery it held is sent again
+//! (at least once, same `webhook-id`).
+//!
+//! Files: [`planner`] (which deliveries), [`gate`] (writer ↔ dispatcher),
+//! [`dispatcher`] (concurrency, rate limits), [`attempt`] (one HTTP attempt),
+//! [`signing`], [`client`] (HTTP client with the SSRF-guarded resolver),
+//! [`retry`] (schedule, `Retry-After`), [`health`] (auto-disable), [`api`].
 
 pub mod api;
+mod attempt;
+mod claimer;
+pub mod client;
+mod dispatcher;
+pub mod gate;
+mod health;
 pub mod model;
 pub mod planner;
+pub mod retry;
+pub mod signing;
+pub mod ssrf;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
 use crate::events::filter::TypeFilter;
+use gate::Gate;
 use model::Endpoint;
+
+/// How long a lease on a delivery lasts (seconds). Longer than any attempt
+/// (the timeout) plus the time a delivery may wait in memory for its URL.
+pub const LEASE_SECS: u64 = 60;
 
 /// Registered endpoints in memory, with their parsed event filters.
 #[derive(Default)]
 pub struct EndpointDirectory {
     inner: RwLock<HashMap<String, (Arc<Endpoint>, TypeFilter)>>,
+    /// Held while an endpoint record is read, changed and written back (by the
+    /// API and by the health tracker), so neither undoes the other's change.
+    edits: tokio::sync::Mutex<()>,
 }
 
 impl EndpointDirectory {
@@ -61,6 +88,11 @@ impl EndpointDirectory {
             .collect()
     }
 
+    /// Serialises read-modify-write of endpoint records.
+    pub async fn edit(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.edits.lock().await
+    }
+
     /// Endpoints of one owner, oldest first.
     pub fn of_owner(&self, key_id: Option<&str>) -> Vec<Arc<Endpoint>> {
         let mut list: Vec<_> = self
@@ -78,11 +110,9 @@ impl EndpointDirectory {
 /// The webhook side of the gateway, shared by the API and the dispatcher.
 pub struct Webhooks {
     pub endpoints: Arc<EndpointDirectory>,
-    /// Notified after a commit that wrote deliveries.
-    pub wake: Arc<Notify>,
+    /// Receives what each commit leased and wakes the claim loop.
+    pub wake: Arc<Gate>,
 }
-
-pub mod ssrf;
 
 /// The guard's policy from the configuration.
 pub fn policy(config: &crate::config::Config) -> ssrf::Policy {
@@ -116,5 +146,26 @@ pub async fn check_webhook_url(
     Ok(url.to_string())
 }
 
-/// Starts the dispatcher.
-pub fn start(_app: std::sync::Arc<crate::app::App>) {}
+/// Starts the dispatcher and its claim loop; they stop with the app's shutdown.
+pub fn start(app: Arc<crate::app::App>) {
+    let gate = app.webhooks.wake.clone();
+    let Some(hot) = gate.open(app.config.webhook_concurrency * 4) else {
+        tracing::warn!("webhook dispatcher already started");
+        return;
+    };
+    let policy = policy(&app.config);
+    let ctx = Arc::new(dispatcher::Context {
+        client: client::build(policy.clone(), app.config.webhook_timeout),
+        policy,
+        retry: retry::RetryPolicy {
+            schedule: app.config.webhook_retry_schedule.clone(),
+            retry_after_cap: app.config.webhook_retry_after_cap,
+        },
+        app: app.clone(),
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let dispatcher = dispatcher::Dispatcher::new(ctx, gate.clone(), tx.clone());
+    tokio::spawn(dispatcher.run(rx, hot));
+    tokio::spawn(claimer::run(app, gate, tx));
+    tracing::info!("webhook dispatcher started");
+}

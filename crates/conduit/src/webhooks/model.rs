@@ -1,5 +1,8 @@
 //! Webhook records: endpoints, deliveries (the outbox) and attempts.
 
+use std::time::Instant;
+
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -45,6 +48,22 @@ pub struct NewDelivery {
     pub headers: Option<Map<String, Value>>,
     /// Deliveries of one lane are sent strictly in event order.
     pub lane: String,
+    /// The event's envelope: the body to send.
+    pub body: Bytes,
+    /// Whether the dispatcher can take this delivery at once; if so, and it is the
+    /// head of its lane, it is leased in the writing transaction and handed over
+    /// after the commit (no claim round trip).
+    pub lease: bool,
+}
+
+/// A leased delivery with the bytes to send: what the dispatcher works on.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    pub delivery: Delivery,
+    pub body: Bytes,
+    /// When this process leased it; a lease older than half its length is not
+    /// trusted any more and the delivery is left for a later claim.
+    pub leased_at: Instant,
 }
 
 /// A delivery as stored.
@@ -91,16 +110,35 @@ pub struct Attempt {
 /// The outcome of an attempt and the delivery's next state.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub attempt: Attempt,
-    /// `succeeded`, `failed` or `dead`.
+    pub delivery_id: String,
+    /// The HTTP attempt; `None` when the delivery was dropped without sending
+    /// (its endpoint or key is gone).
+    pub attempt: Option<Attempt>,
+    /// `succeeded`, `failed`, `dead` or `cancelled`.
     pub status: String,
     pub next_attempt_at: Option<String>,
+    /// Why the delivery ended without an attempt.
+    pub error: Option<String>,
+    /// Lease the next delivery of the lane (if due) in the same transaction.
+    pub lease_next: Option<u64>,
+}
+
+/// Whose deliveries a query reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Owner {
+    /// Every delivery (operators).
+    #[default]
+    Any,
+    /// One key's deliveries.
+    Key(String),
+    /// Deliveries of system events (admin endpoints).
+    System,
 }
 
 /// Filters of `GET /v1/webhooks/deliveries`.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryQuery {
-    pub key_id: Option<String>,
+    pub owner: Owner,
     pub status: Option<String>,
     pub endpoint_id: Option<String>,
     pub task_id: Option<String>,

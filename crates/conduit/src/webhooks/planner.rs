@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use super::EndpointDirectory;
+use super::gate::Gate;
 use super::model::NewDelivery;
 use crate::events::Event;
 use crate::ids::new_id;
@@ -19,6 +20,8 @@ use crate::tasks::model::Task;
 /// Plans deliveries from the endpoint directory and the task's own webhook.
 pub struct Planner {
     pub endpoints: Arc<EndpointDirectory>,
+    /// Says which receivers the dispatcher can take at once (hot lease).
+    pub gate: Arc<Gate>,
 }
 
 impl OutboxPlanner for Planner {
@@ -35,6 +38,8 @@ impl OutboxPlanner for Planner {
             url: url.to_string(),
             headers,
             lane,
+            body: event.body.clone(),
+            lease: self.gate.accepts(url),
         };
 
         // 1. The task's own webhook_url.

@@ -9,7 +9,9 @@
 mod framing;
 mod handshake;
 mod json;
+mod json_decode;
 mod msgpack;
+mod msgpack_decode;
 mod value;
 
 use std::collections::BTreeMap;
@@ -218,5 +220,76 @@ impl ProtocolKind {
         let mut out = Vec::with_capacity(64);
         self.protocol().write_message(message, &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod robustness_tests {
+    //! Randomized inputs: the parsers must return an error or a message, never panic.
+    //! (The fuzz targets under `fuzz/` do the same, guided by coverage.)
+
+    use super::*;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let samples = [
+            HubMessage::Invocation {
+                headers: [("k".to_owned(), "v".to_owned())].into(),
+                invocation_id: Some("1".into()),
+                target: "Echo".into(),
+                arguments: vec![serde_json::json!({"a": [1, 2.5, null, "x"]})],
+                stream_ids: vec!["s".into()],
+            },
+            HubMessage::completion("2", CompletionResult::Error("e".into())),
+            HubMessage::Close {
+                error: None,
+                allow_reconnect: true,
+            },
+            HubMessage::Ack { sequence_id: 300 },
+        ];
+        for kind in [ProtocolKind::Json, ProtocolKind::MessagePack] {
+            for m in &samples {
+                out.push(kind.encode(m));
+            }
+        }
+        out.push(b"{\"protocol\":\"json\",\"version\":1}\x1e".to_vec());
+        out
+    }
+
+    fn parse_all(input: &[u8]) {
+        for protocol in [&JsonProtocol as &dyn HubProtocol, &MessagePackProtocol] {
+            let mut offset = 0;
+            while let Ok(Some((_, used))) = protocol.parse_message(&input[offset..], 1024) {
+                assert!(used > 0);
+                offset += used;
+                assert!(offset <= input.len());
+            }
+        }
+        let _ = parse_handshake(input, 1024).map(|r| r.map(|(req, _)| req.resolve(true)));
+    }
+
+    #[test]
+    fn random_and_mutated_inputs_never_panic() {
+        let mut rng = StdRng::seed_from_u64(0x5151);
+        let seeds = seeds();
+        for _ in 0..20_000 {
+            let mut input = seeds[rng.random_range(0..seeds.len())].clone();
+            for _ in 0..rng.random_range(1..6) {
+                let len = input.len();
+                match rng.random_range(0..4) {
+                    0 if len > 0 => input[rng.random_range(0..len)] = rng.random(),
+                    1 if len > 0 => input.truncate(rng.random_range(0..len)),
+                    2 => input.insert(rng.random_range(0..=len), rng.random()),
+                    _ => input.extend((0..rng.random_range(0..8)).map(|_| rng.random::<u8>())),
+                }
+            }
+            parse_all(&input);
+        }
+        for _ in 0..5_000 {
+            let len = rng.random_range(0..64);
+            let input: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            parse_all(&input);
+        }
     }
 }

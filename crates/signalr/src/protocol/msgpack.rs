@@ -4,16 +4,17 @@
 use rmpv::Value as Mp;
 
 use super::framing::{read_varint, write_varint};
-use super::value::{json_to_msgpack, msgpack_to_json};
+use super::msgpack_decode::parse_body;
+use super::value::json_to_msgpack;
 use super::{CompletionResult, Headers, HubMessage, HubProtocol, ParseResult, ProtocolError};
 
 /// The `messagepack` hub protocol.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MessagePackProtocol;
 
-const ERROR_RESULT: u8 = 1;
-const VOID_RESULT: u8 = 2;
-const NON_VOID_RESULT: u8 = 3;
+pub(super) const ERROR_RESULT: u8 = 1;
+pub(super) const VOID_RESULT: u8 = 2;
+pub(super) const NON_VOID_RESULT: u8 = 3;
 
 impl HubProtocol for MessagePackProtocol {
     fn name(&self) -> &'static str {
@@ -87,10 +88,7 @@ fn to_array(message: &HubMessage) -> Mp {
             let mut v = vec![
                 Mp::from(1),
                 headers_value(headers),
-                invocation_id
-                    .as_deref()
-                    .map(Mp::from)
-                    .unwrap_or(Mp::Nil),
+                invocation_id.as_deref().map(Mp::from).unwrap_or(Mp::Nil),
                 Mp::from(target.as_str()),
                 args_value(arguments),
             ];
@@ -174,179 +172,6 @@ fn to_array(message: &HubMessage) -> Mp {
     Mp::Array(items)
 }
 
-fn invalid(what: &str) -> ProtocolError {
-    ProtocolError::invalid(format!("Invalid payload for {what} message."))
-}
-
-fn string(v: Mp, field: &str) -> Result<String, ProtocolError> {
-    match v {
-        Mp::String(s) => s
-            .into_str()
-            .ok_or_else(|| ProtocolError::invalid(format!("Reading '{field}' as String failed."))),
-        _ => Err(ProtocolError::invalid(format!(
-            "Reading '{field}' as String failed."
-        ))),
-    }
-}
-
-fn opt_string(v: Mp, field: &str) -> Result<Option<String>, ProtocolError> {
-    match v {
-        Mp::Nil => Ok(None),
-        other => string(other, field).map(Some),
-    }
-}
-
-fn headers(v: Mp) -> Result<Headers, ProtocolError> {
-    match v {
-        Mp::Map(m) => m
-            .into_iter()
-            .map(|(k, v)| Ok((string(k, "headers")?, string(v, "headers")?)))
-            .collect(),
-        _ => Err(ProtocolError::invalid("Reading map length for 'headers' failed.")),
-    }
-}
-
-fn arguments(v: Mp) -> Result<Vec<serde_json::Value>, ProtocolError> {
-    match v {
-        Mp::Array(a) => Ok(a.into_iter().map(msgpack_to_json).collect()),
-        _ => Err(ProtocolError::invalid("Reading array length for 'arguments' failed.")),
-    }
-}
-
-fn stream_ids(v: Option<Mp>) -> Result<Vec<String>, ProtocolError> {
-    match v {
-        None | Some(Mp::Nil) => Ok(Vec::new()),
-        Some(Mp::Array(a)) => a.into_iter().map(|s| string(s, "streamIds")).collect(),
-        Some(_) => Err(ProtocolError::invalid("Reading array length for 'streamIds' failed.")),
-    }
-}
-
-fn sequence_id(v: Mp) -> Result<u64, ProtocolError> {
-    v.as_u64()
-        .ok_or_else(|| ProtocolError::invalid("Reading 'sequenceId' as Int64 failed."))
-}
-
-/// Decodes one message body; `None` for an unknown message type.
-fn parse_body(body: &[u8]) -> Result<Option<HubMessage>, ProtocolError> {
-    let mut cursor = body;
-    let value = rmpv::decode::read_value(&mut cursor)
-        .map_err(|e| ProtocolError::invalid(format!("Invalid MessagePack: {e}")))?;
-    let Mp::Array(items) = value else {
-        return Err(ProtocolError::invalid("Message is not an array."));
-    };
-    let ty = items
-        .first()
-        .and_then(Mp::as_i64)
-        .ok_or_else(|| ProtocolError::invalid("Reading 'messageType' as Int32 failed."))?;
-    let count = items.len();
-    let mut it = items.into_iter().skip(1);
-    let mut next = || it.next().unwrap_or(Mp::Nil);
-    let message = match ty {
-        1 | 4 => {
-            if count < 5 {
-                return Err(invalid(if ty == 1 { "Invocation" } else { "StreamInvocation" }));
-            }
-            let headers = headers(next())?;
-            let id = opt_string(next(), "invocationId")?;
-            let target = string(next(), "target")?;
-            let arguments = arguments(next())?;
-            let ids = stream_ids(if count > 5 { Some(next()) } else { None })?;
-            if ty == 1 {
-                HubMessage::Invocation {
-                    headers,
-                    invocation_id: id,
-                    target,
-                    arguments,
-                    stream_ids: ids,
-                }
-            } else {
-                HubMessage::StreamInvocation {
-                    headers,
-                    invocation_id: id
-                        .ok_or_else(|| ProtocolError::invalid("Missing 'invocationId'."))?,
-                    target,
-                    arguments,
-                    stream_ids: ids,
-                }
-            }
-        }
-        2 => {
-            if count < 4 {
-                return Err(invalid("StreamItem"));
-            }
-            HubMessage::StreamItem {
-                headers: headers(next())?,
-                invocation_id: string(next(), "invocationId")?,
-                item: msgpack_to_json(next()),
-            }
-        }
-        3 => {
-            if count < 4 {
-                return Err(invalid("Completion"));
-            }
-            let headers = headers(next())?;
-            let invocation_id = string(next(), "invocationId")?;
-            let kind = next().as_u64();
-            let result = match kind {
-                Some(k) if k == u64::from(ERROR_RESULT) && count >= 5 => {
-                    CompletionResult::Error(string(next(), "error")?)
-                }
-                Some(k) if k == u64::from(VOID_RESULT) => CompletionResult::Void,
-                Some(k) if k == u64::from(NON_VOID_RESULT) && count >= 5 => {
-                    CompletionResult::Value(msgpack_to_json(next()))
-                }
-                _ => return Err(ProtocolError::invalid("Invalid invocation result kind.")),
-            };
-            HubMessage::Completion {
-                headers,
-                invocation_id,
-                result,
-            }
-        }
-        5 => {
-            if count < 3 {
-                return Err(invalid("CancelInvocation"));
-            }
-            HubMessage::CancelInvocation {
-                headers: headers(next())?,
-                invocation_id: string(next(), "invocationId")?,
-            }
-        }
-        6 => HubMessage::Ping,
-        7 => {
-            if count < 2 {
-                return Err(invalid("Close"));
-            }
-            let error = opt_string(next(), "error")?;
-            let allow_reconnect = if count > 2 {
-                match next() {
-                    Mp::Boolean(b) => b,
-                    _ => return Err(ProtocolError::invalid("Reading 'allowReconnect' failed.")),
-                }
-            } else {
-                false
-            };
-            HubMessage::Close {
-                error,
-                allow_reconnect,
-            }
-        }
-        8 | 9 => {
-            if count < 2 {
-                return Err(invalid(if ty == 8 { "Ack" } else { "Sequence" }));
-            }
-            let sequence_id = sequence_id(next())?;
-            if ty == 8 {
-                HubMessage::Ack { sequence_id }
-            } else {
-                HubMessage::Sequence { sequence_id }
-            }
-        }
-        _ => return Ok(None),
-    };
-    Ok(Some(message))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,7 +203,9 @@ mod tests {
                 stream_ids: vec![],
             }
         );
-        let err = framed(&[0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x01, 0xa5, b'E', b'r', b'r', b'o', b'r']);
+        let err = framed(&[
+            0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x01, 0xa5, b'E', b'r', b'r', b'o', b'r',
+        ]);
         assert_eq!(
             p.parse_message(&err, 1024).unwrap().unwrap().0,
             HubMessage::completion("xyz", CompletionResult::Error("Error".into()))
@@ -429,7 +256,12 @@ mod tests {
                 headers: headers.clone(),
                 invocation_id: Some("1".into()),
                 target: "Echo".into(),
-                arguments: vec![json!(1), json!(-5), json!("x"), json!({"k": [null, true, 2.5]})],
+                arguments: vec![
+                    json!(1),
+                    json!(-5),
+                    json!("x"),
+                    json!({"k": [null, true, 2.5]}),
+                ],
                 stream_ids: vec!["s".into()],
             },
             HubMessage::invocation("NonBlocking", vec![]),
@@ -457,7 +289,9 @@ mod tests {
                 error: Some("e".into()),
                 allow_reconnect: false,
             },
-            HubMessage::Ack { sequence_id: 1 << 40 },
+            HubMessage::Ack {
+                sequence_id: 1 << 40,
+            },
             HubMessage::Sequence { sequence_id: 7 },
         ];
         let mut all = Vec::new();
@@ -466,7 +300,10 @@ mod tests {
         }
         let mut offset = 0;
         let mut got = Vec::new();
-        while let Some((m, used)) = MessagePackProtocol.parse_message(&all[offset..], 1 << 20).unwrap() {
+        while let Some((m, used)) = MessagePackProtocol
+            .parse_message(&all[offset..], 1 << 20)
+            .unwrap()
+        {
             offset += used;
             got.push(m);
         }
@@ -487,20 +324,35 @@ mod tests {
             assert_eq!(p.parse_message(&big[..cut], 1 << 20), Ok(None), "cut {cut}");
         }
         assert!(p.parse_message(&big, 1 << 20).unwrap().is_some());
-        assert_eq!(p.parse_message(&big, 1000), Err(ProtocolError::MessageTooLarge(1000)));
+        assert_eq!(
+            p.parse_message(&big, 1000),
+            Err(ProtocolError::MessageTooLarge(1000))
+        );
         // Too-long varint.
         assert!(p.parse_message(&[0xff; 6], 1 << 20).is_err());
         // Not an array, empty array, wrong field types, truncated body.
         assert!(p.parse_message(&framed(&[0x01]), 100).is_err());
         assert!(p.parse_message(&framed(&[0x90]), 100).is_err());
-        assert!(p.parse_message(&framed(&[0x93, 0x01, 0x80, 0xc0]), 100).is_err());
-        assert!(p.parse_message(&framed(&[0x95, 0x01, 0x80, 0xc0, 0x01, 0x90]), 100).is_err());
+        assert!(
+            p.parse_message(&framed(&[0x93, 0x01, 0x80, 0xc0]), 100)
+                .is_err()
+        );
+        assert!(
+            p.parse_message(&framed(&[0x95, 0x01, 0x80, 0xc0, 0x01, 0x90]), 100)
+                .is_err()
+        );
         assert!(p.parse_message(&framed(&[0x92, 0x08]), 100).is_err());
-        assert!(p.parse_message(&framed(&[0x94, 0x03, 0x80, 0xa1, b'x', 0x09]), 100).is_err());
+        assert!(
+            p.parse_message(&framed(&[0x94, 0x03, 0x80, 0xa1, b'x', 0x09]), 100)
+                .is_err()
+        );
         // Unknown types are skipped.
         let mut two = framed(&[0x91, 0x63]);
         two.extend(framed(&[0x91, 0x06]));
-        assert_eq!(p.parse_message(&two, 100).unwrap().unwrap(), (HubMessage::Ping, 6));
+        assert_eq!(
+            p.parse_message(&two, 100).unwrap().unwrap(),
+            (HubMessage::Ping, 6)
+        );
         // Zero-length body is malformed.
         assert!(p.parse_message(&[0x00], 100).is_err());
     }

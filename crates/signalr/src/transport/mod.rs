@@ -43,6 +43,15 @@ pub(crate) fn text_response(status: StatusCode, body: &'static str) -> Response 
     (status, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
+/// A refused transport request: status and plain-text body.
+pub(crate) struct Reject(StatusCode, &'static str);
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        text_response(self.0, self.1)
+    }
+}
+
 /// Query parameters with lower-cased names (the official server matches them
 /// case-insensitively).
 pub(crate) fn query_params(uri: &http::Uri) -> HashMap<String, String> {
@@ -59,23 +68,19 @@ pub(crate) async fn authenticate(
     hub: &Hub,
     parts: &http::request::Parts,
 ) -> Result<Principal, Response> {
-    hub.handler.authenticate(parts).await.map_err(|e| {
-        (
-            e.status,
-            [(header::CONTENT_TYPE, "text/plain")],
-            e.message,
-        )
-            .into_response()
-    })
+    hub.handler
+        .authenticate(parts)
+        .await
+        .map_err(|e| (e.status, [(header::CONTENT_TYPE, "text/plain")], e.message).into_response())
 }
 
 /// The connection named by the `id` query parameter.
-fn connection(hub: &Hub, params: &HashMap<String, String>) -> Result<Arc<ConnInner>, Response> {
+fn connection(hub: &Hub, params: &HashMap<String, String>) -> Result<Arc<ConnInner>, Reject> {
     let Some(token) = params.get("id").filter(|t| !t.is_empty()) else {
-        return Err(text_response(StatusCode::BAD_REQUEST, "Connection ID required"));
+        return Err(Reject(StatusCode::BAD_REQUEST, "Connection ID required"));
     };
     hub.lookup(token)
-        .ok_or_else(|| text_response(StatusCode::NOT_FOUND, "No Connection with that ID"))
+        .ok_or(Reject(StatusCode::NOT_FOUND, "No Connection with that ID"))
 }
 
 fn not_served(kind: TransportKind) -> Response {
@@ -101,17 +106,17 @@ pub(crate) struct Attach {
 
 /// Makes the request the owner of the connection, or answers as the official server:
 /// 400 for another transport, 409 for a second concurrent WebSocket/SSE, 404 when closed.
-pub(crate) fn attach(conn: &ConnInner, kind: TransportKind) -> Result<Attach, Response> {
+pub(crate) fn attach(conn: &ConnInner, kind: TransportKind) -> Result<Attach, Reject> {
     let mut st = conn.state.lock();
     // A closing long-polling connection is still polled for its last messages.
     let drainable = matches!(st.phase, Phase::Closing(_)) && kind == TransportKind::LongPolling;
     if st.phase != Phase::Open && !drainable {
-        return Err(text_response(StatusCode::NOT_FOUND, "No Connection with that ID"));
+        return Err(Reject(StatusCode::NOT_FOUND, "No Connection with that ID"));
     }
     match st.transport {
         None => st.transport = Some(kind),
         Some(t) if t != kind => {
-            return Err(text_response(
+            return Err(Reject(
                 StatusCode::BAD_REQUEST,
                 "Cannot change transports mid-connection",
             ));
@@ -121,7 +126,7 @@ pub(crate) fn attach(conn: &ConnInner, kind: TransportKind) -> Result<Attach, Re
     let first = st.started_at.is_none();
     let resumable = kind == TransportKind::LongPolling || st.reconnect.is_some();
     if !first && !resumable {
-        return Err(text_response(StatusCode::CONFLICT, ""));
+        return Err(Reject(StatusCode::CONFLICT, ""));
     }
     st.generation += 1;
     st.attached = true;
@@ -129,19 +134,23 @@ pub(crate) fn attach(conn: &ConnInner, kind: TransportKind) -> Result<Attach, Re
         st.started_at = Some(Instant::now());
     }
     let mut resend = Vec::new();
-    if kind == TransportKind::WebSockets && !first {
-        if let (Some(rb), Some(protocol)) = (st.reconnect.as_mut(), conn.protocol_kind()) {
-            let (sequence_id, replay) = rb.begin_resend();
-            resend.push(Bytes::from(
-                protocol.encode(&HubMessage::Sequence { sequence_id }),
-            ));
-            resend.extend(replay);
-        }
+    if kind == TransportKind::WebSockets
+        && !first
+        && let (Some(rb), Some(protocol)) = (st.reconnect.as_mut(), conn.protocol_kind())
+    {
+        let (sequence_id, replay) = rb.begin_resend();
+        resend.push(Bytes::from(
+            protocol.encode(&HubMessage::Sequence { sequence_id }),
+        ));
+        resend.extend(replay);
     }
     let generation = st.generation;
-    drop(st);
     // Wake the previous owner so that it notices it was superseded.
-    conn.waker.wake();
+    let previous = st.waker.take();
+    drop(st);
+    if let Some(w) = previous {
+        w.wake();
+    }
     Ok(Attach {
         generation,
         first,
@@ -191,6 +200,8 @@ async fn handle(hub: Arc<Hub>, req: Request) -> Response {
     long_polling::poll(hub, &params).await
 }
 
+// LIMITATION: only HTTP/1.1 upgrades are recognised, not WebSockets over HTTP/2 (extended
+// CONNECT); accepting `Method::CONNECT` with the `:protocol` pseudo-header would lift this.
 fn is_websocket_request(parts: &http::request::Parts) -> bool {
     parts
         .headers

@@ -22,11 +22,11 @@ const MAX_EVENT_BYTES: usize = 256 * 1024;
 pub(super) fn stream(hub: Arc<Hub>, params: &HashMap<String, String>) -> Response {
     let conn = match connection(&hub, params) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let attached = match attach(&conn, TransportKind::ServerSentEvents) {
         Ok(a) => a,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let body = SseBody {
         hub,
@@ -80,8 +80,9 @@ impl Stream for SseBody {
             // An initial comment makes clients fire their open event right away.
             return Poll::Ready(Some(Ok(Bytes::from_static(b":\r\n"))));
         }
-        self.conn.waker.register(cx.waker());
-        let (frames, next) = self.conn.take_batch(self.generation, MAX_EVENT_BYTES);
+        let (frames, next) = self
+            .conn
+            .take_batch(self.generation, MAX_EVENT_BYTES, cx.waker());
         if !frames.is_empty() {
             let payload: Vec<u8> = frames.concat();
             let mut out = BytesMut::with_capacity(payload.len() + 16);

@@ -44,12 +44,17 @@ pub(super) async fn upgrade(
     let conn = match params.get("id").filter(|t| !t.is_empty()) {
         Some(token) => match hub.lookup(token) {
             Some(conn) => conn,
-            None => return text_response(http::StatusCode::NOT_FOUND, "No Connection with that ID"),
+            None => {
+                return text_response(http::StatusCode::NOT_FOUND, "No Connection with that ID");
+            }
         },
         None => {
             // skipNegotiation: the upgrade itself creates the connection (negotiate version 0).
             if hub.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-                return text_response(http::StatusCode::SERVICE_UNAVAILABLE, "Server is shutting down.");
+                return text_response(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Server is shutting down.",
+                );
             }
             let id = new_id();
             let conn = Arc::new(ConnInner::new(id.clone(), id, principal, false));
@@ -59,12 +64,16 @@ pub(super) async fn upgrade(
     };
     let attached = match attach(&conn, TransportKind::WebSockets) {
         Ok(a) => a,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let generation = attached.generation;
     let failed_conn = conn.clone();
     let failed_hub = hub.clone();
-    let max_frame = hub.options.max_message_size.saturating_mul(4).max(64 * 1024);
+    let max_frame = hub
+        .options
+        .max_message_size
+        .saturating_mul(4)
+        .max(64 * 1024);
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(max_frame)
@@ -155,7 +164,11 @@ async fn run(hub: Arc<Hub>, conn: Arc<ConnInner>, socket: WebSocket, attached: A
             hub.finalize(&conn);
         }
         End::Superseded => {}
-        End::ClientClosed => hub.finalize(&conn),
+        End::ClientClosed => {
+            // Flushes the close reply queued by the WebSocket layer.
+            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+            hub.finalize(&conn);
+        }
         End::Dropped => {
             let resumable = {
                 let st = conn.state.lock();
@@ -187,14 +200,11 @@ fn to_message(bytes: Bytes, protocol: Option<ProtocolKind>) -> Message {
     }
 }
 
-fn stopped(conn: &ConnInner, generation: u64) -> Option<End> {
-    let st = conn.state.lock();
-    if st.generation != generation {
-        Some(End::Superseded)
-    } else if st.phase == Phase::Aborted {
-        Some(End::Finished)
-    } else {
-        None
+/// Registers for wake-ups while the socket is busy; `Some` when the writer must stop.
+fn stopped(conn: &ConnInner, generation: u64, cx: &Context<'_>) -> Option<End> {
+    match conn.register(generation, cx.waker())? {
+        Next::Superseded => Some(End::Superseded),
+        _ => Some(End::Finished),
     }
 }
 
@@ -207,7 +217,6 @@ impl Writer {
         conn: &ConnInner,
         generation: u64,
     ) -> Poll<End> {
-        conn.waker.register(cx.waker());
         loop {
             if let Some(msg) = self.pending.take() {
                 match sink.poll_ready_unpin(cx) {
@@ -220,13 +229,13 @@ impl Writer {
                     Poll::Ready(Err(_)) => return Poll::Ready(End::Dropped),
                     Poll::Pending => {
                         self.pending = Some(msg);
-                        return stopped(conn, generation).map_or(Poll::Pending, Poll::Ready);
+                        return stopped(conn, generation, cx).map_or(Poll::Pending, Poll::Ready);
                     }
                 }
             }
             let next = match self.preface.pop_front() {
                 Some(bytes) => Next::Frame(bytes),
-                None => conn.next_frame(generation),
+                None => conn.next_frame(generation, Some(cx.waker())),
             };
             match next {
                 Next::Frame(bytes) => self.pending = Some(to_message(bytes, conn.protocol_kind())),
@@ -237,7 +246,8 @@ impl Writer {
                             Poll::Ready(Ok(())) => self.flushing = false,
                             Poll::Ready(Err(_)) => return Poll::Ready(End::Dropped),
                             Poll::Pending => {
-                                return stopped(conn, generation).map_or(Poll::Pending, Poll::Ready);
+                                return stopped(conn, generation, cx)
+                                    .map_or(Poll::Pending, Poll::Ready);
                             }
                         }
                     }

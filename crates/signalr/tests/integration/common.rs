@@ -24,7 +24,11 @@ pub struct TestHub {
 #[async_trait]
 impl HubHandler for TestHub {
     async fn authenticate(&self, parts: &http::request::Parts) -> Result<Principal, AuthError> {
-        if parts.uri.query().is_some_and(|q| q.contains("access_token=deny")) {
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.contains("access_token=deny"))
+        {
             return Err(AuthError::unauthorized("go away"));
         }
         Ok(Arc::new("user".to_owned()))
@@ -36,7 +40,11 @@ impl HubHandler for TestHub {
         method: &str,
         args: Vec<Value>,
     ) -> Result<Value, HubError> {
-        let hub = self.hub.get().and_then(Weak::upgrade).ok_or(HubError::Internal)?;
+        let hub = self
+            .hub
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or(HubError::Internal)?;
         let s = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or("").to_owned();
         match method.to_ascii_lowercase().as_str() {
             "echo" => Ok(args.first().cloned().unwrap_or(Value::Null)),
@@ -57,8 +65,10 @@ impl HubHandler for TestHub {
             )))),
             "whoami" => {
                 let principal = conn.principal().downcast_ref::<String>().cloned();
-                Ok(json!({"id": conn.id(), "transport": conn.transport().as_str(),
-                          "protocol": conn.protocol(), "principal": principal}))
+                Ok(
+                    json!({"id": conn.id(), "transport": conn.transport().as_str(),
+                          "protocol": conn.protocol(), "principal": principal}),
+                )
             }
             "sleep" => {
                 tokio::time::sleep(Duration::from_millis(args[0].as_u64().unwrap_or(0))).await;
@@ -120,13 +130,20 @@ pub struct Client {
 impl Client {
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        Client { ws, pending: Vec::new(), binary_frames: Vec::new() }
+        Client {
+            ws,
+            pending: Vec::new(),
+            binary_frames: Vec::new(),
+        }
     }
 
     /// Connects and completes a JSON handshake of `version`.
     pub async fn json(url: &str, version: u32) -> Client {
         let mut c = Client::connect(url).await;
-        c.send(&format!("{{\"protocol\":\"json\",\"version\":{version}}}{RS}")).await;
+        c.send(&format!(
+            "{{\"protocol\":\"json\",\"version\":{version}}}{RS}"
+        ))
+        .await;
         assert_eq!(c.recv().await, json!({}));
         c
     }
@@ -140,18 +157,25 @@ impl Client {
     }
 
     pub async fn invoke(&mut self, id: &str, target: &str, args: Value) -> Value {
-        self.send_json(json!({"type":1,"invocationId":id,"target":target,"arguments":args})).await;
+        self.send_json(json!({"type":1,"invocationId":id,"target":target,"arguments":args}))
+            .await;
+        let mut skipped = Vec::new();
         loop {
             let m = self.recv().await;
             if m["type"] == 3 && m["invocationId"] == id {
+                skipped.retain(|m: &Value| m["type"] != 6);
+                self.pending.splice(0..0, skipped);
                 return m;
             }
+            skipped.push(m);
         }
     }
 
     /// Next JSON message, skipping nothing; panics after 5 s.
     pub async fn recv(&mut self) -> Value {
-        self.try_recv(Duration::from_secs(5)).await.expect("message expected")
+        self.try_recv(Duration::from_secs(5))
+            .await
+            .expect("message expected")
     }
 
     /// Next non-ping JSON message.

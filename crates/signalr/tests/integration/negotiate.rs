@@ -31,14 +31,21 @@ async fn negotiate_versions_and_transports() {
     assert_eq!(high["useStatefulReconnect"], true);
 
     let bad = negotiate(&s, "?negotiateVersion=abc").await;
-    assert_eq!(bad["error"], "The client requested a non-integer protocol version.");
+    assert_eq!(
+        bad["error"],
+        "The client requested a non-integer protocol version."
+    );
 }
 
 #[tokio::test]
 async fn negotiate_errors_and_options() {
     let s = start(HubOptions {
         stateful_reconnect: false,
-        transports: Transports { websockets: false, sse: true, long_polling: true },
+        transports: Transports {
+            websockets: false,
+            sse: true,
+            long_polling: true,
+        },
         ..HubOptions::default()
     })
     .await;
@@ -48,7 +55,11 @@ async fn negotiate_errors_and_options() {
     assert_eq!(r["availableTransports"][0]["transport"], "ServerSentEvents");
 
     let client = reqwest::Client::new();
-    let get = client.get(s.http("/hubs/test/negotiate")).send().await.unwrap();
+    let get = client
+        .get(s.http("/hubs/test/negotiate"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.status(), 405);
     let denied = client
         .post(s.http("/hubs/test/negotiate?negotiateVersion=1&access_token=deny"))

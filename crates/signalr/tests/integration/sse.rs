@@ -49,7 +49,11 @@ async fn post(s: &Server, token: &str, body: String) -> u16 {
 
 #[tokio::test]
 async fn sse_transport() {
-    let s = start(HubOptions { keep_alive: Duration::from_millis(300), ..HubOptions::default() }).await;
+    let s = start(HubOptions {
+        keep_alive: Duration::from_millis(300),
+        ..HubOptions::default()
+    })
+    .await;
     let n = negotiate(&s, "?negotiateVersion=1").await;
     let token = n["connectionToken"].as_str().unwrap().to_owned();
     let client = reqwest::Client::new();
@@ -61,7 +65,10 @@ async fn sse_transport() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut sse = Sse { stream: Box::pin(resp.bytes_stream()), buf: String::new() };
+    let mut sse = Sse {
+        stream: Box::pin(resp.bytes_stream()),
+        buf: String::new(),
+    };
 
     // A second stream is a conflict; long polling the same connection is a transport change.
     let second = client
@@ -71,12 +78,26 @@ async fn sse_transport() {
         .await
         .unwrap();
     assert_eq!(second.status(), 409);
-    let poll = client.get(s.http(&format!("/hubs/test?id={token}"))).send().await.unwrap();
+    let poll = client
+        .get(s.http(&format!("/hubs/test?id={token}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(poll.status(), 400);
 
-    assert_eq!(post(&s, &token, format!("{{\"protocol\":\"json\",\"version\":1}}{RS}")).await, 200);
+    assert_eq!(
+        post(
+            &s,
+            &token,
+            format!("{{\"protocol\":\"json\",\"version\":1}}{RS}")
+        )
+        .await,
+        200
+    );
     assert_eq!(sse.event().await, format!("{{}}{RS}"));
-    let inv = format!("{{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"a\\nb\"]}}{RS}");
+    let inv = format!(
+        "{{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"a\\nb\"]}}{RS}"
+    );
     assert_eq!(post(&s, &token, inv).await, 200);
     let event = loop {
         let e = sse.event().await;
@@ -89,10 +110,17 @@ async fn sse_transport() {
     // Keep-alive pings flow over SSE.
     let ping = sse.event().await;
     assert_eq!(ping, format!("{{\"type\":6}}{RS}"));
-    assert_eq!(s.hub.connections()[0].transport().as_str(), "ServerSentEvents");
+    assert_eq!(
+        s.hub.connections()[0].transport().as_str(),
+        "ServerSentEvents"
+    );
 
     // DELETE is only for long polling.
-    let del = client.delete(s.http(&format!("/hubs/test?id={token}"))).send().await.unwrap();
+    let del = client
+        .delete(s.http(&format!("/hubs/test?id={token}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status(), 400);
     // Dropping the stream ends the connection.
     drop(sse);
@@ -111,10 +139,20 @@ async fn sse_rejects_messagepack() {
         .send()
         .await
         .unwrap();
-    let mut sse = Sse { stream: Box::pin(resp.bytes_stream()), buf: String::new() };
-    post(&s, &token, format!("{{\"protocol\":\"messagepack\",\"version\":1}}{RS}")).await;
+    let mut sse = Sse {
+        stream: Box::pin(resp.bytes_stream()),
+        buf: String::new(),
+    };
+    post(
+        &s,
+        &token,
+        format!("{{\"protocol\":\"messagepack\",\"version\":1}}{RS}"),
+    )
+    .await;
     assert_eq!(
         sse.event().await,
-        format!("{{\"error\":\"Cannot use the 'messagepack' protocol on the current transport. The transport does not support 'Binary' transfer format.\"}}{RS}")
+        format!(
+            "{{\"error\":\"Cannot use the 'messagepack' protocol on the current transport. The transport does not support 'Binary' transfer format.\"}}{RS}"
+        )
     );
 }

@@ -24,15 +24,24 @@ async fn stateful_reconnect_replays_unacked_messages() {
         }
     };
     assert_eq!(ack, json!({"type":8,"sequenceId":1}));
-    assert!(s.hub.send_to_connection(&id, &ServerMessage::invocation("m", vec![json!(1)])));
-    assert!(s.hub.send_to_connection(&id, &ServerMessage::invocation("m", vec![json!(2)])));
+    assert!(
+        s.hub
+            .send_to_connection(&id, &ServerMessage::invocation("m", vec![json!(1)]))
+    );
+    assert!(
+        s.hub
+            .send_to_connection(&id, &ServerMessage::invocation("m", vec![json!(2)]))
+    );
     assert_eq!(c.recv_no_ping().await["arguments"], json!([1]));
     assert_eq!(c.recv_no_ping().await["arguments"], json!([2]));
 
     // The network fails: no close frame.
     drop(c);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(s.hub.send_to_connection(&id, &ServerMessage::invocation("m", vec![json!(3)])));
+    assert!(
+        s.hub
+            .send_to_connection(&id, &ServerMessage::invocation("m", vec![json!(3)]))
+    );
     assert_eq!(s.hub.connection_count(), 1);
 
     // Reconnect with the same token: no handshake, Sequence first, then the replay.
@@ -46,7 +55,8 @@ async fn stateful_reconnect_replays_unacked_messages() {
     // Our side: announce sequence 1 and resend invocation 1 (a duplicate, ignored),
     // then invocation 2 is new.
     c.send_json(json!({"type":9,"sequenceId":1})).await;
-    c.send_json(json!({"type":1,"invocationId":"1","target":"Echo","arguments":["dup"]})).await;
+    c.send_json(json!({"type":1,"invocationId":"1","target":"Echo","arguments":["dup"]}))
+        .await;
     let r = c.invoke("2", "Echo", json!(["b"])).await;
     assert_eq!(r["result"], "b");
     // After acknowledging everything, a further reconnect replays nothing.
@@ -81,5 +91,8 @@ async fn stateful_connection_expires_without_reconnect() {
     let url = s.ws(&format!("?id={}", n["connectionToken"].as_str().unwrap()));
     let c = Client::json(&url, 1).await;
     drop(c);
-    eventually("v1 connection removed at once", || s.hub.connection_count() == 0).await;
+    eventually("v1 connection removed at once", || {
+        s.hub.connection_count() == 0
+    })
+    .await;
 }

@@ -24,7 +24,7 @@ use crate::events::Event;
 use crate::keys::model::VirtualKey;
 use crate::tasks::model::Task;
 use crate::webhooks::model::{
-    Attempt, AttemptRecord, Delivery, DeliveryQuery, Endpoint, NewDelivery,
+    Attempt, AttemptRecord, Delivery, DeliveryQuery, Dispatch, Endpoint, NewDelivery, Owner,
 };
 use writer::{Op, WriterContext};
 
@@ -219,24 +219,70 @@ impl Store for SqliteStore {
         found.iter().map(rows::endpoint).collect()
     }
 
-    async fn claim_deliveries(&self, limit: u32, lease_secs: u64) -> StoreResult<Vec<Delivery>> {
-        self.send(|reply| Op::Claim {
-            limit,
-            lease_secs,
-            reply,
-        })
-        .await
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        lease_secs: u64,
+        skip_urls: &[String],
+    ) -> StoreResult<Vec<Dispatch>> {
+        // 1. Find candidates on a reader, so an empty claim costs the writer nothing.
+        let ids = outbox::candidates(&self.readers, limit, skip_urls).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        // 2. Lease them in the writer, which checks each again.
+        let leased = self
+            .send(|reply| Op::Claim {
+                ids,
+                lease_secs,
+                reply,
+            })
+            .await?;
+
+        // 3. Attach the bodies.
+        let positions: Vec<i64> = leased.iter().map(|d| d.event_position).collect();
+        let bodies = outbox::bodies(&self.readers, &positions).await?;
+        let leased_at = std::time::Instant::now();
+        leased
+            .into_iter()
+            .map(|delivery| {
+                let body = bodies
+                    .get(&delivery.event_position)
+                    .cloned()
+                    .ok_or_else(|| StoreError::Corrupt(format!("event of {}", delivery.id)))?;
+                Ok(Dispatch {
+                    delivery,
+                    body,
+                    leased_at,
+                })
+            })
+            .collect()
     }
 
-    async fn record_attempt(&self, outcome: AttemptRecord) -> StoreResult<()> {
+    async fn next_due_delivery(&self, skip_urls: &[String]) -> StoreResult<Option<String>> {
+        outbox::next_due(&self.readers, skip_urls).await
+    }
+
+    async fn record_attempt(&self, outcome: AttemptRecord) -> StoreResult<Option<Dispatch>> {
         self.send(|reply| Op::Record(Box::new(outcome), reply))
             .await
     }
 
+    async fn release_deliveries(&self, ids: Vec<String>) -> StoreResult<u64> {
+        self.send(|reply| Op::Release(ids, reply)).await
+    }
+
     async fn deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<Delivery>> {
         let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM webhook_deliveries WHERE 1 = 1");
-        if let Some(key_id) = &query.key_id {
-            sql.push(" AND key_id = ").push_bind(key_id.clone());
+        match &query.owner {
+            Owner::Any => {}
+            Owner::Key(key_id) => {
+                sql.push(" AND key_id = ").push_bind(key_id.clone());
+            }
+            Owner::System => {
+                sql.push(" AND key_id IS NULL");
+            }
         }
         for (column, value) in [
             ("status", &query.status),

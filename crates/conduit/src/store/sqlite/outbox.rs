@@ -1,27 +1,72 @@
 //! The webhook outbox in SQLite: endpoints, deliveries and attempts.
 //!
-//! Deliveries are claimed with a lease (`lease_until`): a dispatcher that dies
-//! leaves its leased rows to be claimed again once the lease has passed. A
-//! delivery is only claimable when no earlier delivery of its lane (one task and
-//! one receiver) is still pending or failed, which keeps per-task order.
+//! A delivery is sent by whoever holds its lease (`lease_until`). A dispatcher
+//! that dies leaves its leased rows to be claimed again once the lease has passed
+//! (or at once when the next process starts, see [`release_all`]).
+//!
+//! Ordering: a delivery is only claimable when no earlier delivery of its lane
+//! (one task and one receiver) is still `pending` or `failed`. A leased row is
+//! still `pending`, so a delivery in flight blocks the rest of its lane too.
+//!
+//! There are three ways a delivery gets leased:
+//! - at insert, in the event's own transaction, when it is the head of its lane
+//!   and the dispatcher said it can take it (the hot path: no claim round trip);
+//! - when the attempt before it in its lane is recorded (same transaction);
+//! - by a claim, for retries that came due and anything left behind.
 
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
 use chrono::Duration;
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rows;
 use crate::ids::{format_time, now};
 use crate::store::StoreResult;
-use crate::webhooks::model::{AttemptRecord, Delivery, Endpoint, NewDelivery};
+use crate::webhooks::model::{AttemptRecord, Delivery, Dispatch, Endpoint, NewDelivery};
 
+/// Rows of one lane that are still to be sent.
+const OPEN: &str = "status IN ('pending', 'failed')";
+
+/// What [`insert`] wrote.
+pub(super) struct Inserted {
+    pub written: usize,
+    /// Deliveries leased in the same transaction, to hand to the dispatcher after the commit.
+    pub leased: Vec<Dispatch>,
+}
+
+/// The lease's end for a lease taken now.
+fn lease_end(lease_secs: u64) -> String {
+    format_time(now() + Duration::seconds(lease_secs as i64))
+}
+
+/// Writes deliveries; leases those the dispatcher can take that head their lane.
 pub(super) async fn insert(
     conn: &mut SqliteConnection,
     deliveries: &[NewDelivery],
     ts: &str,
-) -> StoreResult<usize> {
+) -> StoreResult<Inserted> {
+    let until = lease_end(crate::webhooks::LEASE_SECS);
+    let mut leased = Vec::new();
     for d in deliveries {
+        // 1. Hot only if nothing of the lane is still open (all of it is earlier).
+        let hot = d.lease
+            && sqlx::query(&format!(
+                "SELECT 1 FROM webhook_deliveries WHERE lane = ? AND {OPEN} LIMIT 1"
+            ))
+            .bind(&d.lane)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_none();
+        let lease_until = hot.then_some(until.as_str());
+        let headers = d.headers.as_ref().and_then(|h| serde_json::to_string(h).ok());
+
+        // 2. The row.
         sqlx::query(
-            "INSERT INTO webhook_deliveries (id, event_position, event_id, event_type, key_id, task_id, endpoint_id, url, headers, lane, status, attempts, next_attempt_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            "INSERT INTO webhook_deliveries (id, event_position, event_id, event_type, key_id, task_id, endpoint_id, url, headers, lane, status, attempts, next_attempt_at, lease_until, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
         )
         .bind(&d.id)
         .bind(d.event_position)
@@ -31,98 +76,302 @@ pub(super) async fn insert(
         .bind(&d.task_id)
         .bind(&d.endpoint_id)
         .bind(&d.url)
-        .bind(d.headers.as_ref().and_then(|h| serde_json::to_string(h).ok()))
+        .bind(&headers)
         .bind(&d.lane)
         .bind(ts)
+        .bind(lease_until)
         .bind(ts)
         .bind(ts)
         .execute(&mut *conn)
         .await?;
+
+        if hot {
+            leased.push(Dispatch {
+                delivery: new_record(d, ts),
+                body: d.body.clone(),
+                leased_at: Instant::now(),
+            });
+        }
     }
-    Ok(deliveries.len())
+    Ok(Inserted {
+        written: deliveries.len(),
+        leased,
+    })
 }
 
-pub(super) async fn claim(
-    conn: &mut SqliteConnection,
+/// The stored form of a delivery just inserted.
+fn new_record(d: &NewDelivery, ts: &str) -> Delivery {
+    Delivery {
+        id: d.id.clone(),
+        event_position: d.event_position,
+        event_id: d.event_id.clone(),
+        event_type: d.event_type.clone(),
+        key_id: d.key_id.clone(),
+        task_id: d.task_id.clone(),
+        endpoint_id: d.endpoint_id.clone(),
+        url: d.url.clone(),
+        headers: d.headers.clone(),
+        lane: d.lane.clone(),
+        status: "pending".into(),
+        attempts: 0,
+        last_status_code: None,
+        last_error: None,
+        next_attempt_at: Some(ts.to_string()),
+        created_at: ts.to_string(),
+        updated_at: ts.to_string(),
+    }
+}
+
+/// Appends `AND d.url NOT IN (…)` for receivers the dispatcher cannot take now.
+fn push_skip(sql: &mut QueryBuilder<'_, Sqlite>, skip_urls: &[String]) {
+    if skip_urls.is_empty() {
+        return;
+    }
+    sql.push(" AND d.url NOT IN (");
+    let mut list = sql.separated(", ");
+    for url in skip_urls {
+        list.push_bind(url.clone());
+    }
+    sql.push(")");
+}
+
+/// Appends the lane gate: no earlier open delivery in the same lane.
+fn push_lane_gate(sql: &mut QueryBuilder<'_, Sqlite>) {
+    sql.push(format!(
+        " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.lane = d.lane
+           AND e.event_position < d.event_position AND e.{OPEN})"
+    ));
+}
+
+/// Ids of deliveries that are due, unleased and head their lane (read-only).
+pub(super) async fn candidates(
+    readers: &SqlitePool,
     limit: u32,
+    skip_urls: &[String],
+) -> StoreResult<Vec<String>> {
+    let ts = format_time(now());
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "SELECT d.id FROM webhook_deliveries d WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= ",
+    );
+    sql.push_bind(ts.clone())
+        .push(" AND (d.lease_until IS NULL OR d.lease_until < ")
+        .push_bind(ts)
+        .push(")");
+    push_skip(&mut sql, skip_urls);
+    push_lane_gate(&mut sql);
+    sql.push(" ORDER BY d.next_attempt_at, d.event_position LIMIT ")
+        .push_bind(limit as i64);
+    let found = sql.build().fetch_all(readers).await?;
+    found.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// Leases the given candidates, checking again that each is still claimable.
+pub(super) async fn lease(
+    conn: &mut SqliteConnection,
+    ids: &[String],
     lease_secs: u64,
 ) -> StoreResult<Vec<Delivery>> {
-    let now_time = now();
-    let ts = format_time(now_time);
-    let until = format_time(now_time + Duration::seconds(lease_secs as i64));
-    let found = sqlx::query(
-        "SELECT d.* FROM webhook_deliveries d
-         WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?1
-           AND (d.lease_until IS NULL OR d.lease_until < ?1)
-           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
-                           WHERE e.lane = d.lane AND e.event_position < d.event_position
-                             AND e.status IN ('pending', 'failed'))
-         ORDER BY d.next_attempt_at, d.event_position
-         LIMIT ?2",
-    )
-    .bind(&ts)
-    .bind(limit as i64)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out = Vec::with_capacity(found.len());
-    for row in &found {
-        let delivery = rows::delivery(row)?;
-        sqlx::query("UPDATE webhook_deliveries SET lease_until = ? WHERE id = ?")
-            .bind(&until)
-            .bind(&delivery.id)
-            .execute(&mut *conn)
-            .await?;
-        out.push(delivery);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ts = format_time(now());
+    let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhook_deliveries AS d SET lease_until = ");
+    sql.push_bind(lease_end(lease_secs))
+        .push(" WHERE d.id IN (");
+    let mut list = sql.separated(", ");
+    for id in ids {
+        list.push_bind(id.clone());
+    }
+    sql.push(") AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ")
+        .push_bind(ts.clone())
+        .push(" AND (d.lease_until IS NULL OR d.lease_until < ")
+        .push_bind(ts)
+        .push(")");
+    push_lane_gate(&mut sql);
+    sql.push(" RETURNING *");
+    let found = sql.build().fetch_all(&mut *conn).await?;
+    let mut out: Vec<Delivery> = found.iter().map(rows::delivery).collect::<Result<_, _>>()?;
+    out.sort_by(|a, b| (&a.next_attempt_at, a.event_position).cmp(&(&b.next_attempt_at, b.event_position)));
+    Ok(out)
+}
+
+/// The bodies of the events at `positions`.
+pub(super) async fn bodies(
+    readers: &SqlitePool,
+    positions: &[i64],
+) -> StoreResult<HashMap<i64, Bytes>> {
+    let mut out = HashMap::with_capacity(positions.len());
+    for chunk in positions.chunks(500) {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM events WHERE position IN (");
+        let mut list = sql.separated(", ");
+        for position in chunk {
+            list.push_bind(*position);
+        }
+        sql.push(")");
+        for row in sql.build().fetch_all(readers).await? {
+            let event = rows::event(&row)?;
+            out.insert(event.position, event.body);
+        }
     }
     Ok(out)
 }
 
+/// When the next delivery the dispatcher could take becomes claimable: the
+/// earliest due time (or lease end) among lane heads not in `skip_urls`.
+pub(super) async fn next_due(
+    readers: &SqlitePool,
+    skip_urls: &[String],
+) -> StoreResult<Option<String>> {
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "SELECT MIN(CASE WHEN d.lease_until IS NOT NULL AND d.lease_until > d.next_attempt_at
+                    THEN d.lease_until ELSE d.next_attempt_at END)
+         FROM webhook_deliveries d WHERE d.status IN ('pending', 'failed')",
+    );
+    push_skip(&mut sql, skip_urls);
+    push_lane_gate(&mut sql);
+    let row = sql.build().fetch_one(readers).await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Records an attempt and the delivery's next state; when the delivery is done
+/// and `lease_next` asks for it, leases the next due delivery of its lane.
 pub(super) async fn record(
     conn: &mut SqliteConnection,
     record: &AttemptRecord,
     ts: &str,
-) -> StoreResult<()> {
-    let a = &record.attempt;
-    sqlx::query(
-        "INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&a.id)
-    .bind(&a.delivery_id)
-    .bind(a.attempt)
-    .bind(&a.started_at)
-    .bind(a.duration_ms)
-    .bind(a.status_code)
-    .bind(&a.error)
-    .bind(&a.response_excerpt)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_status_code = ?, last_error = ?,
-           next_attempt_at = ?, lease_until = NULL, updated_at = ?
-         WHERE id = ? AND status NOT IN ('cancelled', 'succeeded')",
-    )
+) -> StoreResult<Option<Dispatch>> {
+    // 1. The attempt, if one was made.
+    if let Some(a) = &record.attempt {
+        sqlx::query(
+            "INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.delivery_id)
+        .bind(a.attempt)
+        .bind(&a.started_at)
+        .bind(a.duration_ms)
+        .bind(a.status_code)
+        .bind(&a.error)
+        .bind(&a.response_excerpt)
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    // 2. The delivery, unless it was cancelled (or finished) meanwhile.
+    let (counted, code, error) = match &record.attempt {
+        Some(a) => (1, a.status_code, a.error.clone()),
+        None => (0, None, record.error.clone()),
+    };
+    let lane: Option<String> = sqlx::query(&format!(
+        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + ?, last_status_code = COALESCE(?, last_status_code),
+           last_error = ?, next_attempt_at = ?, lease_until = NULL, updated_at = ?
+         WHERE id = ? AND {OPEN} RETURNING lane"
+    ))
     .bind(&record.status)
-    .bind(a.status_code)
-    .bind(&a.error)
+    .bind(counted)
+    .bind(code)
+    .bind(&error)
     .bind(&record.next_attempt_at)
     .bind(ts)
-    .bind(&a.delivery_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .bind(&record.delivery_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|row| row.try_get(0))
+    .transpose()?;
+
+    // 3. The lane's next delivery, now that this one no longer blocks it.
+    let (Some(lane), Some(lease_secs)) = (lane, record.lease_next) else {
+        return Ok(None);
+    };
+    if record.status == "failed" {
+        return Ok(None);
+    }
+    lease_lane_head(conn, &lane, ts, lease_secs).await
 }
 
+/// Leases the open head of `lane` if it is due and unleased.
+async fn lease_lane_head(
+    conn: &mut SqliteConnection,
+    lane: &str,
+    ts: &str,
+    lease_secs: u64,
+) -> StoreResult<Option<Dispatch>> {
+    let head = sqlx::query(&format!(
+        "SELECT * FROM webhook_deliveries WHERE lane = ? AND {OPEN} ORDER BY event_position LIMIT 1"
+    ))
+    .bind(lane)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(head) = head.as_ref().map(rows::delivery).transpose()? else {
+        return Ok(None);
+    };
+    let lease_until: Option<String> =
+        sqlx::query("SELECT lease_until FROM webhook_deliveries WHERE id = ?")
+            .bind(&head.id)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+    let due = head.next_attempt_at.as_deref().is_some_and(|t| t <= ts);
+    if !due || lease_until.is_some_and(|l| l.as_str() >= ts) {
+        return Ok(None);
+    }
+    sqlx::query("UPDATE webhook_deliveries SET lease_until = ? WHERE id = ?")
+        .bind(lease_end(lease_secs))
+        .bind(&head.id)
+        .execute(&mut *conn)
+        .await?;
+    let event = sqlx::query("SELECT * FROM events WHERE position = ?")
+        .bind(head.event_position)
+        .fetch_one(&mut *conn)
+        .await?;
+    let body = rows::event(&event)?.body;
+    Ok(Some(Dispatch {
+        delivery: head,
+        body,
+        leased_at: Instant::now(),
+    }))
+}
+
+/// Makes a delivery due now again (replay), unless it is in flight (leased).
 pub(super) async fn retry(conn: &mut SqliteConnection, id: &str, ts: &str) -> StoreResult<bool> {
     let done = sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ?",
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+         WHERE id = ? AND (lease_until IS NULL OR lease_until < ?)",
     )
     .bind(ts)
     .bind(ts)
     .bind(id)
+    .bind(ts)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Gives leases back (the dispatcher took more than it can send soon).
+pub(super) async fn release(conn: &mut SqliteConnection, ids: &[String]) -> StoreResult<u64> {
+    let mut total = 0;
+    for chunk in ids.chunks(500) {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new("UPDATE webhook_deliveries SET lease_until = NULL WHERE id IN (");
+        let mut list = sql.separated(", ");
+        for id in chunk {
+            list.push_bind(id.clone());
+        }
+        sql.push(")");
+        total += sql.build().execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(total)
+}
+
+/// Drops every lease: at start, whatever a previous process held is free again.
+pub(super) async fn release_all(conn: &mut SqliteConnection) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 pub(super) async fn cancel_endpoint(
@@ -130,10 +379,11 @@ pub(super) async fn cancel_endpoint(
     endpoint_id: &str,
     ts: &str,
 ) -> StoreResult<u64> {
-    let done = sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL, updated_at = ?
-         WHERE endpoint_id = ? AND status IN ('pending', 'failed')",
-    )
+    let done = sqlx::query(&format!(
+        "UPDATE webhook_deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL,
+           last_error = COALESCE(last_error, 'endpoint disabled or deleted'), updated_at = ?
+         WHERE endpoint_id = ? AND {OPEN}"
+    ))
     .bind(ts)
     .bind(endpoint_id)
     .execute(&mut *conn)
@@ -141,6 +391,7 @@ pub(super) async fn cancel_endpoint(
     Ok(done.rows_affected())
 }
 
+/// Inserts or replaces an endpoint; open deliveries follow a changed URL.
 pub(super) async fn write_endpoint(conn: &mut SqliteConnection, e: &Endpoint) -> StoreResult<()> {
     let (previous, previous_until) = match &e.previous_secret {
         Some((secret, until)) => (Some(secret.clone()), Some(until.clone())),
@@ -171,6 +422,22 @@ pub(super) async fn write_endpoint(conn: &mut SqliteConnection, e: &Endpoint) ->
     .bind(&e.failing_since)
     .bind(&e.created_at)
     .bind(&e.updated_at)
+    .execute(&mut *conn)
+    .await?;
+
+    // Deliveries not sent yet go to the endpoint's current URL and headers.
+    let headers = (!e.headers.is_empty())
+        .then(|| serde_json::to_string(&e.headers).ok())
+        .flatten();
+    sqlx::query(&format!(
+        "UPDATE webhook_deliveries SET url = ?, headers = ?
+         WHERE endpoint_id = ? AND {OPEN} AND (url != ? OR headers IS NOT ?)"
+    ))
+    .bind(&e.url)
+    .bind(&headers)
+    .bind(&e.id)
+    .bind(&e.url)
+    .bind(&headers)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -24,7 +24,7 @@ use crate::store::{
     Applied, Change, CommitSink, OutboxPlanner, StoreError, StoreResult, Transition,
 };
 use crate::tasks::model::{Task, TaskStatus};
-use crate::webhooks::model::{AttemptRecord, Delivery, NewDelivery};
+use crate::webhooks::model::{AttemptRecord, Delivery, Dispatch, NewDelivery};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -32,15 +32,18 @@ const MAX_BATCH: usize = 512;
 /// A request to the writer, with where to send its answer.
 pub(super) enum Op {
     Change(Change, oneshot::Sender<StoreResult<Applied>>),
+    /// Leases these claim candidates (those still claimable).
     Claim {
-        limit: u32,
+        ids: Vec<String>,
         lease_secs: u64,
         reply: oneshot::Sender<StoreResult<Vec<Delivery>>>,
     },
-    Record(Box<AttemptRecord>, oneshot::Sender<StoreResult<()>>),
+    Record(Box<AttemptRecord>, oneshot::Sender<StoreResult<Option<Dispatch>>>),
     Retry(String, oneshot::Sender<StoreResult<bool>>),
     Insert(Vec<NewDelivery>, oneshot::Sender<StoreResult<usize>>),
     CancelEndpoint(String, oneshot::Sender<StoreResult<u64>>),
+    /// Gives these leases back; an empty list gives back every lease.
+    Release(Vec<String>, oneshot::Sender<StoreResult<u64>>),
 }
 
 /// What the writer task needs besides its connection.
@@ -82,6 +85,7 @@ pub(super) async fn run(
 enum Outcome {
     Applied(StoreResult<Applied>),
     Deliveries(StoreResult<Vec<Delivery>>),
+    Next(StoreResult<Option<Dispatch>>),
     Unit(StoreResult<()>),
     Flag(StoreResult<bool>),
     Count(StoreResult<u64>),
@@ -111,7 +115,7 @@ impl Outcome {
             (Op::Claim { reply, .. }, Outcome::Deliveries(result)) => {
                 let _ = reply.send(result);
             }
-            (Op::Record(_, reply), Outcome::Unit(result)) => {
+            (Op::Record(_, reply), Outcome::Next(result)) => {
                 let _ = reply.send(result);
             }
             (Op::Retry(_, reply), Outcome::Flag(result)) => {
@@ -121,6 +125,9 @@ impl Outcome {
                 let _ = reply.send(result.map(|n| n as usize));
             }
             (Op::CancelEndpoint(_, reply), Outcome::Count(result)) => {
+                let _ = reply.send(result);
+            }
+            (Op::Release(_, reply), Outcome::Count(result)) => {
                 let _ = reply.send(result);
             }
             (op, Outcome::Unit(result)) => {
@@ -133,6 +140,7 @@ impl Outcome {
                     Op::Retry(_, r) => drop(r.send(Err(e))),
                     Op::Insert(_, r) => drop(r.send(Err(e))),
                     Op::CancelEndpoint(_, r) => drop(r.send(Err(e))),
+                    Op::Release(_, r) => drop(r.send(Err(e))),
                 }
             }
             _ => {}
@@ -162,6 +170,7 @@ async fn commit_batch(
         let ok = match &outcome {
             Outcome::Applied(r) => r.is_ok(),
             Outcome::Deliveries(r) => r.is_ok(),
+            Outcome::Next(r) => r.is_ok(),
             Outcome::Unit(r) => r.is_ok(),
             Outcome::Flag(r) => r.is_ok(),
             Outcome::Count(r) => r.is_ok(),
@@ -183,18 +192,22 @@ async fn apply_op(conn: &mut SqliteConnection, op: &Op, ts: &str, ctx: &WriterCo
     match op {
         Op::Change(change, _) => Outcome::Applied(apply_change(conn, change, ts, ctx).await),
         Op::Claim {
-            limit, lease_secs, ..
-        } => Outcome::Deliveries(super::outbox::claim(conn, *limit, *lease_secs).await),
-        Op::Record(record, _) => Outcome::Unit(super::outbox::record(conn, record, ts).await),
+            ids, lease_secs, ..
+        } => Outcome::Deliveries(super::outbox::lease(conn, ids, *lease_secs).await),
+        Op::Record(record, _) => Outcome::Next(super::outbox::record(conn, record, ts).await),
         Op::Retry(id, _) => Outcome::Flag(super::outbox::retry(conn, id, ts).await),
         Op::Insert(deliveries, _) => Outcome::Count(
             super::outbox::insert(conn, deliveries, ts)
                 .await
-                .map(|n| n as u64),
+                .map(|inserted| inserted.written as u64),
         ),
         Op::CancelEndpoint(id, _) => {
             Outcome::Count(super::outbox::cancel_endpoint(conn, id, ts).await)
         }
+        Op::Release(ids, _) if ids.is_empty() => {
+            Outcome::Count(super::outbox::release_all(conn).await)
+        }
+        Op::Release(ids, _) => Outcome::Count(super::outbox::release(conn, ids).await),
     }
 }
 
@@ -279,7 +292,9 @@ async fn apply_change(
             deliveries.extend(planner.plan(event, applied.task.as_ref()));
         }
         if !deliveries.is_empty() {
-            applied.deliveries = super::outbox::insert(conn, &deliveries, ts).await?;
+            let inserted = super::outbox::insert(conn, &deliveries, ts).await?;
+            applied.deliveries = inserted.written;
+            applied.leased = inserted.leased;
         }
     }
     Ok(applied)

@@ -1,0 +1,210 @@
+//! The delivery log and replay: list deliveries, read one and its attempts,
+//! send one again, and redeliver an event to the key's current receivers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{KeyScope, Scope};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::ids::new_id;
+use crate::webhooks::model::{Delivery, DeliveryQuery, NewDelivery};
+
+/// The statuses a delivery can have.
+const STATUSES: &[&str] = &["pending", "succeeded", "failed", "dead", "cancelled"];
+
+/// The delivery as the API shows it.
+fn view(d: &Delivery) -> Value {
+    let mut value = serde_json::to_value(d).unwrap_or_default();
+    value["object"] = json!("webhook_delivery");
+    value
+}
+
+/// The delivery `id` if this scope may see it; 404 otherwise.
+async fn find<S: Scope>(app: &App, scope: &S, id: &str) -> Result<Delivery, ApiError> {
+    app.store
+        .delivery(id)
+        .await?
+        .filter(|d| scope.sees(d.key_id.as_deref()))
+        .ok_or_else(|| ApiError::not_found("webhook delivery"))
+}
+
+/// `GET …/webhooks/deliveries?status=&endpoint_id=&task_id=&event_id=&limit=`,
+/// newest first.
+pub(super) async fn list<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let param = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
+    let status = param("status");
+    if let Some(status) = &status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::invalid(
+            "status",
+            "invalid_value",
+            format!("`{status}` is not a delivery status; use one of: {}.", STATUSES.join(", ")),
+        ));
+    }
+    let limit = match param("limit") {
+        None => 20,
+        Some(text) => text.parse::<u32>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
+            ApiError::invalid("limit", "invalid_value", "`limit` must be a whole number from 1 to 100.")
+        })?,
+    };
+    let query = DeliveryQuery {
+        owner: scope.owner(),
+        status,
+        endpoint_id: param("endpoint_id"),
+        task_id: param("task_id"),
+        event_id: param("event_id"),
+        limit: limit + 1,
+    };
+    let mut found = app.store.deliveries(&query).await?;
+    let has_more = found.len() > limit as usize;
+    found.truncate(limit as usize);
+    let data: Vec<Value> = found.iter().map(view).collect();
+    Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})))
+}
+
+/// `GET …/webhooks/deliveries/{id}`.
+pub(super) async fn get<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(view(&find(&app, &scope, &id).await?)))
+}
+
+/// `GET …/webhooks/deliveries/{id}/attempts`, first attempt first.
+pub(super) async fn attempts<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    find(&app, &scope, &id).await?;
+    let data: Vec<Value> = app
+        .store
+        .attempts(&id)
+        .await?
+        .iter()
+        .map(|a| {
+            let mut value = serde_json::to_value(a).unwrap_or_default();
+            value["object"] = json!("webhook_attempt");
+            value
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data, "has_more": false})))
+}
+
+/// `POST …/webhooks/deliveries/{id}/retry`: one more attempt now, whatever the
+/// delivery's status (409 while an attempt is in flight, or when its endpoint
+/// is disabled or deleted).
+pub(super) async fn retry<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let delivery = find(&app, &scope, &id).await?;
+    if let Some(endpoint_id) = &delivery.endpoint_id {
+        let active = app
+            .webhooks
+            .endpoints
+            .get(endpoint_id)
+            .is_some_and(|e| e.status == "active");
+        if !active {
+            return Err(ApiError::conflict(
+                "endpoint_disabled",
+                "The delivery's endpoint is disabled or deleted; enable it first.",
+            ));
+        }
+    }
+    if !app.store.retry_delivery(&id).await? {
+        return Err(ApiError::conflict(
+            "delivery_in_flight",
+            "An attempt of this delivery is in flight; try again when it has finished.",
+        ));
+    }
+    app.webhooks.wake.wake_claims();
+    let delivery = find(&app, &scope, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&delivery))).into_response())
+}
+
+/// `POST /v1/events/{id}/redeliver`: fresh deliveries of one of the key's
+/// events to its current endpoints (that want the type) and, for a task event,
+/// the task's `webhook_url`. Replays are sent at once, outside the lane order.
+pub(super) async fn redeliver(
+    State(app): State<Arc<App>>,
+    scope: KeyScope,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key_id = scope.key_id().unwrap_or_default().to_string();
+    let event = app
+        .store
+        .event(&id)
+        .await?
+        .filter(|e| e.key_id.as_deref() == Some(key_id.as_str()))
+        .ok_or_else(|| ApiError::not_found("event"))?;
+
+    // 1. The receivers: the task's own URL, and the key's endpoints that want it.
+    let mut receivers: Vec<(String, Option<String>, Option<serde_json::Map<String, Value>>)> =
+        Vec::new();
+    if let Some(task_id) = &event.task_id
+        && let Some(task) = app.store.task(task_id).await?
+        && task.key_id == key_id
+        && let Some(url) = task.webhook_url
+    {
+        receivers.push((url, None, task.webhook_headers));
+    }
+    for endpoint in app.webhooks.endpoints.subscribed(Some(&key_id), &event.event_type) {
+        let headers = (!endpoint.headers.is_empty()).then(|| endpoint.headers.clone());
+        receivers.push((endpoint.url.clone(), Some(endpoint.id.clone()), headers));
+    }
+
+    // 2. One fresh delivery each, in a lane of its own.
+    let deliveries: Vec<NewDelivery> = receivers
+        .into_iter()
+        .map(|(url, endpoint_id, headers)| {
+            let id = new_id("dlv");
+            NewDelivery {
+                lane: format!("replay:{id}"),
+                id,
+                event_position: event.position,
+                event_id: event.id.clone(),
+                event_type: event.event_type.clone(),
+                key_id: event.key_id.clone(),
+                task_id: event.task_id.clone(),
+                endpoint_id,
+                url,
+                headers,
+                body: event.body.clone(),
+                lease: false,
+            }
+        })
+        .collect();
+    let ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
+    if !deliveries.is_empty() {
+        app.store.insert_deliveries(deliveries).await?;
+        app.webhooks.wake.wake_claims();
+    }
+
+    // 3. Answer with the new deliveries.
+    let mut data = Vec::with_capacity(ids.len());
+    for id in &ids {
+        if let Some(d) = app.store.delivery(id).await? {
+            data.push(view(&d));
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"object": "list", "data": data, "has_more": false})),
+    )
+        .into_response())
+}

@@ -1,0 +1,299 @@
+//! Registered endpoints: create, list, read, update, disable, delete, and their
+//! signing secrets (read, rotate with a grace period).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::Scope;
+use crate::api::fields::{Fields, JsonBody};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::events::filter::TypeFilter;
+use crate::ids::{format_time, new_id, now};
+use crate::keys::secrets;
+use crate::store::Change;
+use crate::webhooks::model::Endpoint;
+use crate::webhooks::signing;
+
+/// Endpoints one owner may register.
+const MAX_ENDPOINTS: usize = 500;
+/// Custom headers one endpoint may carry.
+const MAX_HEADERS: usize = 20;
+
+/// The endpoint as the API shows it (never its secret).
+fn view(e: &Endpoint) -> Value {
+    json!({
+        "id": e.id,
+        "object": "webhook_endpoint",
+        "url": e.url,
+        "description": e.description,
+        "events": e.events,
+        "rate_limit": e.rate_limit,
+        "headers": e.headers,
+        "status": e.status,
+        "disabled_reason": e.disabled_reason,
+        "last_success_at": e.last_success_at,
+        "failing_since": e.failing_since,
+        "created_at": e.created_at,
+        "updated_at": e.updated_at,
+    })
+}
+
+/// The endpoint `id` if this scope may see it; 404 otherwise.
+fn find<S: Scope>(app: &App, scope: &S, id: &str) -> Result<Arc<Endpoint>, ApiError> {
+    app.webhooks
+        .endpoints
+        .get(id)
+        .filter(|e| scope.sees(e.key_id.as_deref()))
+        .ok_or_else(|| ApiError::not_found("webhook endpoint"))
+}
+
+/// Checks `url` like a task's `webhook_url` (form and SSRF), naming the field `url`.
+async fn checked_url(app: &App, url: &str) -> Result<String, ApiError> {
+    crate::webhooks::check_webhook_url(app, url)
+        .await
+        .map_err(|mut err| {
+            err.param = Some("url".into());
+            err
+        })
+}
+
+/// `events`: a list of type patterns (`image.*`, `video.progress`, `*`).
+fn events(fields: &Fields<'_>) -> Result<Option<Vec<String>>, ApiError> {
+    let bad = |message: String| ApiError::invalid("events", "invalid_events", message);
+    let Some(value) = fields.0.get("events").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = value else {
+        return Err(bad("`events` must be a list such as [\"image.*\", \"video.completed\"].".into()));
+    };
+    if items.is_empty() || items.len() > 100 {
+        return Err(bad("`events` must hold from 1 to 100 patterns.".into()));
+    }
+    let patterns: Vec<&str> = items
+        .iter()
+        .map(|v| v.as_str().ok_or_else(|| bad("Every entry of `events` must be a string.".into())))
+        .collect::<Result<_, _>>()?;
+    TypeFilter::from_patterns(patterns.iter().copied()).map_err(|e| bad(format!("{e}.")))?;
+    Ok(Some(patterns.into_iter().map(str::to_string).collect()))
+}
+
+/// `headers`: extra request headers, none of which may replace Conduit's own.
+fn headers(fields: &Fields<'_>) -> Result<Option<Map<String, Value>>, ApiError> {
+    let bad = |message: String| ApiError::invalid("headers", "invalid_headers", message);
+    let Some(map) = fields.object("headers")? else {
+        return Ok(None);
+    };
+    if map.len() > MAX_HEADERS {
+        return Err(bad(format!("`headers` may hold at most {MAX_HEADERS} headers.")));
+    }
+    for (name, value) in &map {
+        if signing::is_reserved(name) {
+            return Err(bad(format!("The header `{name}` is set by Conduit and cannot be replaced.")));
+        }
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad(format!("`{name}` is not a valid header name.")));
+        }
+        match value {
+            Value::String(v) if v.len() <= 1024 && reqwest::header::HeaderValue::from_str(v).is_ok() => {}
+            _ => {
+                return Err(bad(format!(
+                    "The value of `{name}` must be a header-safe string of at most 1024 bytes."
+                )));
+            }
+        }
+    }
+    Ok(Some(map))
+}
+
+/// `rate_limit`: deliveries per second, or `null` for none.
+fn rate_limit(fields: &Fields<'_>) -> Result<Option<Option<u32>>, ApiError> {
+    if !fields.0.contains_key("rate_limit") {
+        return Ok(None);
+    }
+    Ok(Some(fields.integer("rate_limit", 1..=10_000)?.map(|v| v as u32)))
+}
+
+/// Writes the endpoint and returns it as committed.
+async fn put(app: &App, endpoint: Endpoint) -> Result<Endpoint, ApiError> {
+    app.store
+        .apply(Change::PutEndpoint(Box::new(endpoint)))
+        .await?
+        .endpoint
+        .ok_or_else(|| ApiError::internal("endpoint missing after commit"))
+}
+
+/// `POST …/webhooks`: 201 with the endpoint and its `secret`.
+pub(super) async fn create<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let fields = Fields(&body);
+    let url = checked_url(&app, &fields.required_string("url", 2048)?).await?;
+    let events = events(&fields)?.unwrap_or_else(|| vec!["*".into()]);
+    let description = fields.string("description", 512)?;
+    let rate_limit = rate_limit(&fields)?.flatten();
+    let headers = headers(&fields)?.unwrap_or_default();
+
+    let _edit = app.webhooks.endpoints.edit().await;
+    if app.webhooks.endpoints.of_owner(scope.key_id()).len() >= MAX_ENDPOINTS {
+        return Err(ApiError::conflict(
+            "too_many_endpoints",
+            format!("At most {MAX_ENDPOINTS} webhook endpoints may be registered; delete one first."),
+        ));
+    }
+    let ts = format_time(now());
+    let endpoint = put(
+        &app,
+        Endpoint {
+            id: new_id("ep"),
+            key_id: scope.key_id().map(str::to_string),
+            url,
+            description,
+            events,
+            rate_limit,
+            secret: secrets::generate_webhook_secret(),
+            previous_secret: None,
+            status: "active".into(),
+            disabled_reason: None,
+            headers,
+            last_success_at: None,
+            failing_since: None,
+            created_at: ts.clone(),
+            updated_at: ts,
+        },
+    )
+    .await?;
+    tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
+    let mut record = view(&endpoint);
+    record["secret"] = json!(endpoint.secret);
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+/// `GET …/webhooks`: the scope's endpoints, oldest first.
+pub(super) async fn list<S: Scope>(State(app): State<Arc<App>>, scope: S) -> Json<Value> {
+    let data: Vec<Value> = app
+        .webhooks
+        .endpoints
+        .of_owner(scope.key_id())
+        .iter()
+        .map(|e| view(e))
+        .collect();
+    Json(json!({"object": "list", "data": data, "has_more": false}))
+}
+
+/// `GET …/webhooks/{id}`.
+pub(super) async fn get<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let endpoint = find(&app, &scope, &id)?;
+    Ok(Json(view(&endpoint)))
+}
+
+/// `PATCH …/webhooks/{id}`: `url`, `events`, `description`, `rate_limit`,
+/// `headers`, `status` (`active` re-enables and forgets the failure run,
+/// `disabled` cancels pending deliveries at once).
+pub(super) async fn update<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let fields = Fields(&body);
+    let url = match fields.string("url", 2048)? {
+        Some(url) => Some(checked_url(&app, &url).await?),
+        None => None,
+    };
+    let events = events(&fields)?;
+    let rate_limit = rate_limit(&fields)?;
+    let headers = headers(&fields)?;
+    let status = fields.choice("status", &["active", "disabled"])?;
+
+    let _edit = app.webhooks.endpoints.edit().await;
+    let mut endpoint = (*find(&app, &scope, &id)?).clone();
+    if let Some(url) = url {
+        endpoint.url = url;
+    }
+    if let Some(events) = events {
+        endpoint.events = events;
+    }
+    if fields.0.contains_key("description") {
+        endpoint.description = fields.string("description", 512)?;
+    }
+    if let Some(rate_limit) = rate_limit {
+        endpoint.rate_limit = rate_limit;
+    }
+    if let Some(headers) = headers {
+        endpoint.headers = headers;
+    }
+    match status.as_deref() {
+        Some("active") if endpoint.status != "active" => {
+            endpoint.status = "active".into();
+            endpoint.disabled_reason = None;
+            endpoint.failing_since = None;
+        }
+        Some("disabled") if endpoint.status != "disabled" => {
+            endpoint.status = "disabled".into();
+            endpoint.disabled_reason = Some("manual".into());
+        }
+        _ => {}
+    }
+    endpoint.updated_at = format_time(now());
+    Ok(Json(view(&put(&app, endpoint).await?)))
+}
+
+/// `DELETE …/webhooks/{id}`: its pending deliveries are cancelled, never sent.
+pub(super) async fn delete<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let _edit = app.webhooks.endpoints.edit().await;
+    find(&app, &scope, &id)?;
+    app.store
+        .apply(Change::DeleteEndpoint { id: id.clone() })
+        .await?;
+    tracing::info!(endpoint_id = %id, "webhook endpoint deleted");
+    Ok(Json(json!({"id": id, "object": "webhook_endpoint", "deleted": true})))
+}
+
+/// `GET …/webhooks/{id}/secret`.
+pub(super) async fn secret<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let endpoint = find(&app, &scope, &id)?;
+    Ok(Json(json!({"object": "webhook_secret", "secret": endpoint.secret})))
+}
+
+/// `POST …/webhooks/{id}/rotate-secret`: a new secret; the old one keeps
+/// signing (as a second `webhook-signature`) for the grace period.
+pub(super) async fn rotate_secret<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let _edit = app.webhooks.endpoints.edit().await;
+    let mut endpoint = (*find(&app, &scope, &id)?).clone();
+    let grace = chrono::Duration::from_std(app.config.webhook_secret_grace).unwrap_or_default();
+    let until = format_time(now() + grace);
+    let old = std::mem::replace(&mut endpoint.secret, secrets::generate_webhook_secret());
+    endpoint.previous_secret = Some((old, until.clone()));
+    endpoint.updated_at = format_time(now());
+    let endpoint = put(&app, endpoint).await?;
+    tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint secret rotated");
+    Ok(Json(json!({
+        "object": "webhook_secret",
+        "secret": endpoint.secret,
+        "previous_secret_expires_at": until,
+    })))
+}

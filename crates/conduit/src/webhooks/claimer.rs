@@ -1,0 +1,114 @@
+//! The claim loop: takes from the outbox what the commit hand-over did not.
+//!
+//! That is retries whose time has come, deliveries left behind by a killed
+//! process, deliveries to URLs that were saturated, and replays. The loop
+//! sleeps until the earliest of: a wake from the [`Gate`], the next due time in
+//! the outbox, or shutdown. It never polls on a fixed timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::dispatcher::Msg;
+use super::gate::Gate;
+use crate::app::App;
+use crate::ids::{now, parse_time};
+
+/// Most deliveries leased by one claim.
+const CLAIM_BATCH: usize = 500;
+/// Claims woken only by commits are spaced at least this far apart.
+const SOFT_SPACING: Duration = Duration::from_millis(50);
+/// How long to wait after the store failed.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Runs until shutdown.
+pub(super) async fn run(app: Arc<App>, gate: Arc<Gate>, tx: mpsc::UnboundedSender<Msg>) {
+    // Whatever a previous process leased is free: it cannot be sending any more.
+    // LIMITATION: this assumes one dispatching process per database, which holds
+    // for the embedded SQLite store; a shared database needs leases owned by an
+    // instance id, released only when that instance is known to be gone.
+    match app.store.release_deliveries(Vec::new()).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "released webhook leases of the previous run"),
+        Err(err) => tracing::warn!(cause = %err, "cannot release old webhook leases"),
+    }
+
+    let mut due: Option<Instant> = Some(Instant::now());
+    gate.plan(due.map(Instant::into_std));
+    let mut last_claim = Instant::now() - SOFT_SPACING;
+    loop {
+        // 1. Sleep until woken or due.
+        let soft = tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            soft = gate.woken() => soft,
+            _ = sleep_until(due) => false,
+        };
+        if soft && last_claim.elapsed() < SOFT_SPACING {
+            tokio::time::sleep(SOFT_SPACING - last_claim.elapsed()).await;
+        }
+        last_claim = Instant::now();
+
+        // 2. Claim while there is room and work.
+        let skip = gate.saturated_urls();
+        let mut failed = false;
+        let mut full = false;
+        loop {
+            let room = gate.room().min(CLAIM_BATCH);
+            if room == 0 {
+                // The dispatcher wakes this loop when room frees up.
+                full = true;
+                break;
+            }
+            match app.store.claim_deliveries(room as u32, super::LEASE_SECS, &skip).await {
+                Ok(list) => {
+                    let count = list.len();
+                    if count > 0 {
+                        gate.take(count);
+                        tracing::debug!(count, "claimed webhook deliveries");
+                        if tx.send(Msg::Deliver(list)).is_err() {
+                            return;
+                        }
+                    }
+                    if count < room {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(cause = %err, "cannot claim webhook deliveries");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+
+        // 3. When to look again without a wake.
+        due = if failed {
+            Some(Instant::now() + ERROR_BACKOFF)
+        } else if full {
+            None
+        } else {
+            match app.store.next_due_delivery(&skip).await {
+                Ok(next) => next.as_deref().and_then(parse_time).map(|at| {
+                    let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
+                    // Due already (room ran out, or it came due just now): look
+                    // again shortly rather than spin.
+                    Instant::now() + wait.max(Duration::from_millis(10))
+                }),
+                Err(err) => {
+                    tracing::warn!(cause = %err, "cannot read the next webhook due time");
+                    Some(Instant::now() + ERROR_BACKOFF)
+                }
+            }
+        };
+        gate.plan(due.map(Instant::into_std));
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,181 @@
+//! Where the store's writer and the dispatcher meet.
+//!
+//! - The planner asks [`Gate::accepts`] inside the writing transaction whether
+//!   the dispatcher can take a delivery to a URL right now. If so, and the
+//!   delivery heads its lane, the writer leases it in that transaction and the
+//!   commit hands it over ([`Gate::committed`]): the first attempt starts
+//!   without another round trip through the database.
+//! - Everything else waits in the outbox until the claim loop picks it up. The
+//!   loop sleeps until woken ([`Gate::wake_claims`]) or until the next retry is
+//!   due; it never polls the table on a timer.
+//! - The dispatcher publishes which URLs are saturated (their concurrency is used
+//!   up and a few deliveries already wait): neither the planner nor a claim
+//!   takes more deliveries for those, so they stay in the outbox and hold no
+//!   memory and no share of the global capacity.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use parking_lot::RwLock;
+use tokio::sync::{Notify, mpsc};
+
+use super::model::Dispatch;
+
+/// The meeting point; one per process, shared as `Arc<Gate>`.
+pub struct Gate {
+    /// Wakes the claim loop.
+    claims: Notify,
+    /// Set when the only reason to wake is a commit (the loop spaces those out).
+    soft: AtomicBool,
+    hot: mpsc::UnboundedSender<Vec<Dispatch>>,
+    /// Taken once by the dispatcher when it starts.
+    hot_receiver: Mutex<Option<mpsc::UnboundedReceiver<Vec<Dispatch>>>>,
+    /// Whether a dispatcher runs (no hot leases otherwise).
+    running: AtomicBool,
+    /// URLs the dispatcher cannot take more deliveries for now.
+    saturated: RwLock<HashSet<String>>,
+    /// Deliveries this process holds: waiting in memory or in flight.
+    held: AtomicUsize,
+    /// Most deliveries held at once before new ones stay in the outbox.
+    max_held: AtomicUsize,
+    /// When the claim loop next looks at the outbox without a wake.
+    planned: parking_lot::Mutex<Option<Instant>>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        let (hot, receiver) = mpsc::unbounded_channel();
+        Gate {
+            claims: Notify::new(),
+            soft: AtomicBool::new(false),
+            hot,
+            hot_receiver: Mutex::new(Some(receiver)),
+            running: AtomicBool::new(false),
+            saturated: RwLock::new(HashSet::new()),
+            held: AtomicUsize::new(0),
+            max_held: AtomicUsize::new(0),
+            planned: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// Called by the dispatcher as it starts: from now on hot leases are made.
+    pub(super) fn open(&self, max_held: usize) -> Option<mpsc::UnboundedReceiver<Vec<Dispatch>>> {
+        self.max_held.store(max_held, Ordering::Relaxed);
+        let receiver = self.hot_receiver.lock().ok()?.take();
+        self.running.store(receiver.is_some(), Ordering::Release);
+        receiver
+    }
+
+    /// Stops hot leases (shutdown).
+    pub(super) fn close(&self) {
+        self.running.store(false, Ordering::Release);
+    }
+
+    /// Whether the dispatcher can take a new delivery to `url` at once.
+    pub fn accepts(&self, url: &str) -> bool {
+        self.running.load(Ordering::Acquire)
+            && self.held.load(Ordering::Relaxed) < self.max_held.load(Ordering::Relaxed)
+            && !self.saturated.read().contains(url)
+    }
+
+    /// After a commit: hands over what the writer leased; wakes the claim loop
+    /// (softly) if other deliveries were written.
+    pub fn committed(&self, written: usize, leased: &[Dispatch]) {
+        if !leased.is_empty() {
+            self.held.fetch_add(leased.len(), Ordering::Relaxed);
+            if self.hot.send(leased.to_vec()).is_err() {
+                self.held.fetch_sub(leased.len(), Ordering::Relaxed);
+            }
+        }
+        if written > leased.len() {
+            self.soft.store(true, Ordering::Relaxed);
+            self.claims.notify_one();
+        }
+    }
+
+    /// Wakes the claim loop now (a retry was asked for, room freed up).
+    pub fn wake_claims(&self) {
+        self.claims.notify_one();
+    }
+
+    /// Same as [`Gate::wake_claims`]; the name the commit fan-out uses.
+    pub fn notify_one(&self) {
+        self.wake_claims();
+    }
+
+    /// A delivery becomes due at `at` (a retry was scheduled): wakes the claim
+    /// loop if it planned to look later than that.
+    pub(super) fn due_at(&self, at: Instant) {
+        let mut planned = self.planned.lock();
+        if planned.is_none_or(|p| at < p) {
+            *planned = Some(at);
+            drop(planned);
+            self.claims.notify_one();
+        }
+    }
+
+    /// The claim loop records when it will look next (`None`: only when woken).
+    pub(super) fn plan(&self, at: Option<Instant>) {
+        *self.planned.lock() = at;
+    }
+
+    /// Waits for a wake; true if it was only a commit's soft wake.
+    pub(super) async fn woken(&self) -> bool {
+        self.claims.notified().await;
+        self.soft.swap(false, Ordering::Relaxed)
+    }
+
+    /// How many more deliveries a claim may take.
+    pub(super) fn room(&self) -> usize {
+        self.max_held
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.held.load(Ordering::Relaxed))
+    }
+
+    /// Counts deliveries taken by a claim.
+    pub(super) fn take(&self, count: usize) {
+        self.held.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Counts deliveries finished, dropped or given back.
+    pub(super) fn put_back(&self, count: usize) {
+        let before = self.held.fetch_sub(count, Ordering::Relaxed);
+        let max = self.max_held.load(Ordering::Relaxed);
+        if before >= max && before - count < max {
+            // There was no room for claims; now there is.
+            self.claims.notify_one();
+        }
+    }
+
+    /// Deliveries held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Marks `url` saturated or not; returns true if that changed.
+    pub(super) fn set_saturated(&self, url: &str, saturated: bool) -> bool {
+        let known = self.saturated.read().contains(url);
+        if known == saturated {
+            return false;
+        }
+        let mut set = self.saturated.write();
+        if saturated {
+            set.insert(url.to_string())
+        } else {
+            set.remove(url)
+        }
+    }
+
+    /// The saturated URLs, for a claim to skip.
+    pub(super) fn saturated_urls(&self) -> Vec<String> {
+        self.saturated.read().iter().cloned().collect()
+    }
+}
