@@ -272,6 +272,10 @@ pub fn new_key(name: &str, value: &str) -> VirtualKey {
     }
 }
 
+// LIMITATION: keys changed by another process are seen within two seconds;
+// a change notification through the store (or the bus in scale-out mode) would
+// make it immediate.
+
 /// Every two seconds: picks up keys changed by another process (the `conduit
 /// keys` command) and disables keys whose expiry has passed, telling their channels.
 async fn key_upkeep(app: Arc<App>) {

@@ -36,29 +36,16 @@ pub struct Event {
 }
 
 impl Event {
-    /// Builds the event and serializes its envelope once.
-    pub fn new(
-        position: i64,
-        id: String,
-        key_id: Option<String>,
-        task_id: Option<String>,
-        event_type: String,
-        sequence: Option<i64>,
-        timestamp: String,
-        data: Value,
-    ) -> Event {
-        let body = Bytes::from(envelope_json(&id, &event_type, &timestamp, sequence, &data));
-        Event {
-            position,
-            id,
-            key_id,
-            task_id,
-            event_type,
-            sequence,
-            timestamp,
-            data,
-            body,
-        }
+    /// Serializes the envelope into `body`; call once the other fields are set.
+    pub fn sealed(mut self) -> Event {
+        self.body = Bytes::from(envelope_json(
+            &self.id,
+            &self.event_type,
+            &self.timestamp,
+            self.sequence,
+            &self.data,
+        ));
+        self
     }
 
     /// The event's `data` with `eventId` and `sequence` added: the argument of a
@@ -124,16 +111,18 @@ mod tests {
 
     #[test]
     fn envelope_is_compact_and_omits_sequence_outside_tasks() {
-        let event = Event::new(
-            1,
-            "evt_1".into(),
-            Some("key_1".into()),
-            Some("task_1".into()),
-            "image.completed".into(),
-            Some(3),
-            "2026-12-04T10:00:00.123Z".into(),
-            json!({"taskId": "task_1", "cost": 0.04, "durationMs": 1500.0}),
-        );
+        let event = Event {
+            position: 1,
+            id: "evt_1".into(),
+            key_id: Some("key_1".into()),
+            task_id: Some("task_1".into()),
+            event_type: "image.completed".into(),
+            sequence: Some(3),
+            timestamp: "2026-12-04T10:00:00.123Z".into(),
+            data: json!({"taskId": "task_1", "cost": 0.04, "durationMs": 1500.0}),
+            body: Bytes::new(),
+        }
+        .sealed();
         assert_eq!(
             std::str::from_utf8(&event.body).unwrap(),
             r#"{"id":"evt_1","type":"image.completed","timestamp":"2026-12-04T10:00:00.123Z","sequence":3,"data":{"taskId":"task_1","cost":0.04,"durationMs":1500}}"#

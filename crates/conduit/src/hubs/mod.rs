@@ -44,8 +44,10 @@ impl Hubs {
 
 /// The hubs of each running gateway, found from its `App` (a process may run
 /// several gateways in tests).
-fn registry() -> &'static parking_lot::Mutex<Vec<(usize, Arc<Hubs>)>> {
-    static HUBS: OnceLock<parking_lot::Mutex<Vec<(usize, Arc<Hubs>)>>> = OnceLock::new();
+type Registry = parking_lot::Mutex<Vec<(usize, Arc<Hubs>)>>;
+
+fn registry() -> &'static Registry {
+    static HUBS: OnceLock<Registry> = OnceLock::new();
     HUBS.get_or_init(Default::default)
 }
 

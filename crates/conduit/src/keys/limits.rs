@@ -26,6 +26,10 @@ struct KeyLimiters {
     rpd: Option<(u32, DefaultDirectRateLimiter)>,
 }
 
+// LIMITATION: the windows are token buckets refilled evenly (a day's quota over
+// 24 hours), not calendar windows, and only submits are counted; a sliding-window
+// counter in the store would give exact calendar limits across instances.
+
 /// Rate limiters of every key, created on first use and rebuilt when a key's limits change.
 #[derive(Default)]
 pub struct RateLimits {

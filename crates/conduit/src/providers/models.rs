@@ -41,6 +41,8 @@ fn model(name: &str, task_type: TaskType, sizes: &[&str], max_n: u32, unit_cost:
     }
 }
 
+// LIMITATION: the table is built in; reading aliases and remote providers from
+// `conduit.toml` would let operators map names to other providers.
 impl Default for ModelTable {
     /// The embedded default: common OpenAI names served by the `local` provider.
     fn default() -> Self {

@@ -110,6 +110,9 @@ async fn run_one(deps: &RunnerDeps, runner: &Weak<Runner>, task_id: &str) {
             None => return unregister(runner, task_id),
         }
     } else {
+        // LIMITATION: a task that was processing when the process died runs again from
+        // the start (its sequence continues); providers that can resume from a
+        // checkpoint would need a resume hook in the `Provider` trait.
         tracing::info!(task_id, "resuming task after restart");
         task
     };

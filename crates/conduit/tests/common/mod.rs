@@ -143,7 +143,7 @@ impl ChildServer {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn conduit");
+        let mut child = cmd.spawn().expect("spawn conduit");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..200 {
@@ -152,6 +152,8 @@ impl ChildServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("conduit did not become healthy; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
     }
 

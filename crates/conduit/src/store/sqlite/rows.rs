@@ -61,16 +61,18 @@ pub fn task(row: &SqliteRow) -> StoreResult<Task> {
 
 pub fn event(row: &SqliteRow) -> StoreResult<Event> {
     let data: String = row.try_get("data")?;
-    Ok(Event::new(
-        row.try_get("position")?,
-        row.try_get("id")?,
-        row.try_get("key_id")?,
-        row.try_get("task_id")?,
-        row.try_get("type")?,
-        row.try_get("sequence")?,
-        row.try_get("timestamp")?,
-        serde_json::from_str(&data).map_err(|_| corrupt("event data"))?,
-    ))
+    Ok(Event {
+        position: row.try_get("position")?,
+        id: row.try_get("id")?,
+        key_id: row.try_get("key_id")?,
+        task_id: row.try_get("task_id")?,
+        event_type: row.try_get("type")?,
+        sequence: row.try_get("sequence")?,
+        timestamp: row.try_get("timestamp")?,
+        data: serde_json::from_str(&data).map_err(|_| corrupt("event data"))?,
+        body: Default::default(),
+    }
+    .sealed())
 }
 
 pub fn key(row: &SqliteRow) -> StoreResult<VirtualKey> {

@@ -468,16 +468,18 @@ async fn insert_event(
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)?;
-    Ok(Event::new(
+    Ok(Event {
         position,
         id,
         key_id,
         task_id,
-        event_type.to_string(),
+        event_type: event_type.to_string(),
         sequence,
-        ts.to_string(),
-        data.clone(),
-    ))
+        timestamp: ts.to_string(),
+        data: data.clone(),
+        body: Default::default(),
+    }
+    .sealed())
 }
 
 fn json_text(value: &Option<impl serde::Serialize>) -> Option<String> {
