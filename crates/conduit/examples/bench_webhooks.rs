@@ -107,8 +107,18 @@ impl Bench {
     }
 
     async fn endpoint(&self, key: &str, url: String, events: Value) {
-        let res = self.http.post(format!("{}/v1/webhooks", self.base)).bearer_auth(key).json(&json!({"url": url, "events": events})).send().await.unwrap();
-        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        // A key created a moment ago can be briefly unknown (the key directory's
+        // periodic reload may race the commit); try again then.
+        for _ in 0..50 {
+            let body = json!({"url": url, "events": events});
+            let res = self.http.post(format!("{}/v1/webhooks", self.base)).bearer_auth(key).json(&body).send().await.unwrap();
+            match res.status().as_u16() {
+                201 => return,
+                401 => tokio::time::sleep(Duration::from_millis(100)).await,
+                other => panic!("{other}: {}", res.text().await.unwrap()),
+            }
+        }
+        panic!("the new key stayed unknown");
     }
 
     /// Commits one event; returns the commit's duration.
@@ -130,7 +140,7 @@ impl Bench {
                 return;
             }
             assert!(Instant::now() < deadline, "outbox still holds {depth} deliveries");
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

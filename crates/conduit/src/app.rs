@@ -23,6 +23,8 @@ pub struct App {
     pub bus: EventBus,
     pub keys: Arc<KeyDirectory>,
     pub tasks: Arc<TaskCache>,
+    /// Long polls waiting for a task to change.
+    pub watchers: Arc<crate::tasks::watch::TaskWatchers>,
     pub limits: RateLimits,
     pub rate_announcements: crate::keys::limits::Announcements,
     pub models: ModelTable,
@@ -42,6 +44,7 @@ pub struct App {
 pub struct CommitFanout {
     pub keys: Arc<KeyDirectory>,
     pub tasks: Arc<TaskCache>,
+    pub watchers: Arc<crate::tasks::watch::TaskWatchers>,
     pub bus: EventBus,
     /// Hands the webhook dispatcher what a commit leased, and wakes its claims.
     pub outbox: Arc<crate::webhooks::gate::Gate>,
@@ -52,6 +55,7 @@ impl CommitSink for CommitFanout {
     fn committed(&self, applied: &Applied) {
         if let Some(task) = &applied.task {
             self.tasks.put(task.clone());
+            self.watchers.changed(&task.id);
         }
         if let Some(key) = &applied.key {
             self.keys.put(key.clone());
@@ -69,7 +73,7 @@ impl CommitSink for CommitFanout {
             self.bus.publish(event.clone());
         }
         if applied.deliveries > 0 {
-            self.outbox.committed(applied.deliveries, &applied.leased);
+            self.outbox.committed(applied);
         }
     }
 }

@@ -63,11 +63,42 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit, as a server that holds one
+/// descriptor per client connection should: the usual soft default (1024) would cap
+/// the SignalR hubs at about a thousand clients. Returns the soft limit now in force.
+#[cfg(unix)]
+fn raise_open_file_limit() -> u64 {
+    // SAFETY: plain system calls on a stack value.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        limit.rlim_cur as u64
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    let open_files = raise_open_file_limit();
     let cli = Cli::parse();
     let config = Config::load()?;
     init_logging(&config);
+    #[cfg(unix)]
+    tracing::debug!(open_files, "open-file limit");
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Keys { command } => keys(config, command).await,

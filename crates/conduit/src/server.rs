@@ -89,12 +89,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     // 1. The in-memory views the commit fan-out keeps current.
     let keys = Arc::new(KeyDirectory::default());
     let tasks = Arc::new(TaskCache::new(200_000));
+    let watchers = Arc::new(crate::tasks::watch::TaskWatchers::default());
     let bus = EventBus::new();
     let endpoints = Arc::new(EndpointDirectory::default());
     let outbox = Arc::new(crate::webhooks::gate::Gate::new());
     let sink = Arc::new(CommitFanout {
         keys: keys.clone(),
         tasks: tasks.clone(),
+        watchers: watchers.clone(),
         bus: bus.clone(),
         outbox: outbox.clone(),
         endpoints: endpoints.clone(),
@@ -152,6 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         bus,
         keys,
         tasks,
+        watchers,
         limits: Default::default(),
         rate_announcements: Default::default(),
         models: ModelTable::default(),

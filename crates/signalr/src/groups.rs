@@ -5,6 +5,7 @@
 //! `groups_of`) does not scan every group.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -66,24 +67,59 @@ impl Groups {
     }
 
     /// Members of any of `groups`, each once.
+    ///
+    /// The common case, where only one of the groups has members (e.g. a key's group and
+    /// an unused task group), is a plain copy; otherwise duplicates are found by address,
+    /// which is cheaper to hash than the connection id.
     pub fn members_of_any(&self, groups: &[&str]) -> Vec<Arc<ConnInner>> {
         let map = self.map.read();
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for group in groups {
-            if let Some(members) = map.get(*group) {
-                for (id, conn) in members {
-                    if seen.insert(id.as_str()) {
-                        out.push(conn.clone());
+        let found: Vec<&HashMap<String, Arc<ConnInner>>> =
+            groups.iter().filter_map(|g| map.get(*g)).collect();
+        match found.as_slice() {
+            [] => Vec::new(),
+            [only] => only.values().cloned().collect(),
+            several => {
+                let total = several.iter().map(|m| m.len()).sum();
+                let mut seen: HashSet<usize, BuildHasherDefault<AddressHasher>> =
+                    HashSet::with_capacity_and_hasher(total, Default::default());
+                let mut out = Vec::with_capacity(total);
+                for members in several {
+                    for conn in members.values() {
+                        if seen.insert(Arc::as_ptr(conn) as usize) {
+                            out.push(conn.clone());
+                        }
                     }
                 }
+                out
             }
         }
-        out
     }
 
     pub fn groups_of(conn: &ConnInner) -> Vec<String> {
         conn.groups.lock().clone()
+    }
+}
+
+/// Hashes a heap address (for deduplicating connections): the low bits are alignment,
+/// so the address is mixed by one multiplication.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(26);
     }
 }
 

@@ -111,7 +111,6 @@ CREATE INDEX deliveries_lane ON webhook_deliveries (lane, event_position) WHERE 
 CREATE INDEX deliveries_by_key ON webhook_deliveries (key_id, created_at DESC);
 CREATE INDEX deliveries_by_event ON webhook_deliveries (event_id);
 CREATE INDEX deliveries_by_endpoint ON webhook_deliveries (endpoint_id) WHERE status IN ('pending', 'failed');
-CREATE INDEX deliveries_leased ON webhook_deliveries (lease_until) WHERE lease_until IS NOT NULL;
 
 CREATE TABLE webhook_attempts (
     id               TEXT PRIMARY KEY,

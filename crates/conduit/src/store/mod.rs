@@ -186,12 +186,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Dispatch>>;
     /// When the next delivery not to `skip_urls` becomes claimable (RFC 3339).
     async fn next_due_delivery(&self, skip_urls: &[String]) -> StoreResult<Option<String>>;
-    /// Records one attempt's outcome and the delivery's next state; returns the
-    /// next delivery of its lane, leased, when the record asked for it.
-    async fn record_attempt(
+    /// Records attempts' outcomes and their deliveries' next states, in one
+    /// transaction; for each, returns the next delivery of its lane, leased,
+    /// when the record asked for it (its body is the caller's to find).
+    async fn record_attempts(
         &self,
-        outcome: crate::webhooks::model::AttemptRecord,
-    ) -> StoreResult<Option<Dispatch>>;
+        outcomes: Vec<crate::webhooks::model::AttemptRecord>,
+    ) -> StoreResult<Vec<Option<Delivery>>>;
     /// Gives leases back; an empty list gives back every lease (at start).
     async fn release_deliveries(&self, ids: Vec<String>) -> StoreResult<u64>;
     async fn deliveries(

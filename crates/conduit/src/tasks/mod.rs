@@ -6,12 +6,12 @@ pub mod events;
 pub mod model;
 pub mod requests;
 pub mod runner;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -107,7 +107,7 @@ pub async fn wait_for_change(
     etag: Option<&str>,
     wait: Duration,
 ) -> Result<Arc<TaskView>, ApiError> {
-    let mut events = app.bus.subscribe();
+    let watch = app.watchers.watch(id);
     let deadline = tokio::time::Instant::now() + wait;
     let first = view(app, key, id).await?;
     if etag.is_none() && first.task.status.is_terminal() {
@@ -116,34 +116,23 @@ pub async fn wait_for_change(
     let baseline = etag.unwrap_or(&first.etag).to_string();
     let mut current = first;
     while current.etag == baseline {
-        if wait_for_task(&mut events, id, deadline, app).await.is_err() {
+        // Register for the wake-up before looking again, so a change between the
+        // look and the wait is not missed.
+        let changed = watch.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        current = view(app, key, id).await?;
+        if current.etag != baseline {
             break;
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = app.shutdown.cancelled() => break,
         }
         current = view(app, key, id).await?;
     }
     Ok(current)
-}
-
-/// Skips bus events until one of task `id` arrives (or the deadline).
-async fn wait_for_task(
-    events: &mut tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
-    id: &str,
-    deadline: tokio::time::Instant,
-    app: &App,
-) -> Result<(), ()> {
-    loop {
-        let next = tokio::select! {
-            event = events.recv() => event,
-            _ = tokio::time::sleep_until(deadline) => return Err(()),
-            _ = app.shutdown.cancelled() => return Err(()),
-        };
-        match next {
-            Ok(event) if event.task_id.as_deref() == Some(id) => return Ok(()),
-            Ok(_) => continue,
-            Err(RecvError::Lagged(_)) => return Ok(()),
-            Err(RecvError::Closed) => return Err(()),
-        }
-    }
 }
 
 /// Cancels a task that has not finished; 409 if it has.

@@ -119,18 +119,17 @@ async fn attempt(ctx: &Context, dispatch: Dispatch) -> Finished {
         error: None,
         lease_next: (!ctx.app.shutdown.is_cancelled()).then_some(super::LEASE_SECS),
     };
-    let next = match ctx.app.store.record_attempt(record).await {
-        Ok(next) => {
+    let next = match ctx.recorder.record(record).await {
+        Some(next) => {
             if let Some(delay) = retry_in {
                 ctx.app.webhooks.wake.due_at(Instant::now() + delay);
             }
-            next
+            match next {
+                Some(delivery) => with_body(ctx, delivery).await,
+                None => None,
+            }
         }
-        Err(err) => {
-            // The lease runs out and a later claim tries again.
-            tracing::error!(delivery_id = %d.id, cause = %err, "cannot record webhook attempt");
-            None
-        }
+        None => None,
     };
 
     // 5. The endpoint's health: 410 and long failure runs disable it.
@@ -235,12 +234,36 @@ async fn drop_delivery(ctx: &Context, d: &Delivery, reason: &str) -> Finished {
         error: Some(reason.to_string()),
         lease_next: Some(super::LEASE_SECS),
     };
-    let next = ctx.app.store.record_attempt(record).await.unwrap_or_default();
+    let next = match ctx.recorder.record(record).await.flatten() {
+        Some(delivery) => with_body(ctx, delivery).await,
+        None => None,
+    };
     Finished {
         url: d.url.clone(),
         healthy: None,
         next,
     }
+}
+
+/// Attaches the event's body to a delivery leased by a record: from the
+/// commit-time cache, else from the event log.
+async fn with_body(ctx: &Context, delivery: Delivery) -> Option<Dispatch> {
+    let body = match ctx.app.webhooks.wake.body(delivery.event_position) {
+        Some(body) => body,
+        None => match ctx.app.store.event(&delivery.event_id).await {
+            Ok(Some(event)) => event.body,
+            other => {
+                // The lease runs out and a later claim tries again.
+                tracing::error!(delivery_id = %delivery.id, found = ?other.map(|e| e.is_some()), "cannot read the event of a webhook delivery");
+                return None;
+            }
+        },
+    };
+    Some(Dispatch {
+        delivery,
+        body,
+        leased_at: Instant::now(),
+    })
 }
 
 /// Signs and sends one request; reads at most [`EXCERPT_BYTES`] of the answer.

@@ -18,8 +18,6 @@ use crate::ids::{now, parse_time};
 
 /// Most deliveries leased by one claim.
 const CLAIM_BATCH: usize = 500;
-/// Claims woken only by commits are spaced at least this far apart.
-const SOFT_SPACING: Duration = Duration::from_millis(50);
 /// How long to wait after the store failed.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -37,18 +35,13 @@ pub(super) async fn run(app: Arc<App>, gate: Arc<Gate>, tx: mpsc::UnboundedSende
 
     let mut due: Option<Instant> = Some(Instant::now());
     gate.plan(due.map(Instant::into_std));
-    let mut last_claim = Instant::now() - SOFT_SPACING;
     loop {
         // 1. Sleep until woken or due.
-        let soft = tokio::select! {
+        tokio::select! {
             _ = app.shutdown.cancelled() => return,
-            soft = gate.woken() => soft,
-            _ = sleep_until(due) => false,
-        };
-        if soft && last_claim.elapsed() < SOFT_SPACING {
-            tokio::time::sleep(SOFT_SPACING - last_claim.elapsed()).await;
+            _ = gate.woken() => {}
+            _ = sleep_until(due) => {}
         }
-        last_claim = Instant::now();
 
         // 2. Claim while there is room and work.
         let skip = gate.saturated_urls();

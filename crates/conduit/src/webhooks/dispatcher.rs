@@ -43,6 +43,7 @@ pub(super) struct Context {
     pub client: reqwest::Client,
     pub policy: Policy,
     pub retry: RetryPolicy,
+    pub recorder: super::recorder::Recorder,
 }
 
 /// Messages to the dispatcher task.

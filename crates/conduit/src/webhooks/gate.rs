@@ -13,11 +13,12 @@
 //!   takes more deliveries for those, so they stay in the outbox and hold no
 //!   memory and no share of the global capacity.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::{Notify, mpsc};
 
@@ -27,8 +28,6 @@ use super::model::Dispatch;
 pub struct Gate {
     /// Wakes the claim loop.
     claims: Notify,
-    /// Set when the only reason to wake is a commit (the loop spaces those out).
-    soft: AtomicBool,
     hot: mpsc::UnboundedSender<Vec<Dispatch>>,
     /// Taken once by the dispatcher when it starts.
     hot_receiver: Mutex<Option<mpsc::UnboundedReceiver<Vec<Dispatch>>>>,
@@ -42,6 +41,36 @@ pub struct Gate {
     max_held: AtomicUsize,
     /// When the claim loop next looks at the outbox without a wake.
     planned: parking_lot::Mutex<Option<Instant>>,
+    /// Bodies of recent events whose deliveries wait in the outbox, so that
+    /// sending them later needs no read of the event log.
+    bodies: parking_lot::Mutex<BodyCache>,
+}
+
+/// Event bodies by log position; the oldest go first.
+#[derive(Default)]
+struct BodyCache {
+    map: HashMap<i64, Bytes>,
+    order: VecDeque<i64>,
+}
+
+/// Event bodies kept at most.
+const CACHED_BODIES: usize = 16_384;
+
+impl BodyCache {
+    fn put(&mut self, position: i64, body: Bytes) {
+        if self.map.insert(position, body).is_none() {
+            self.order.push_back(position);
+        }
+        while self.order.len() > CACHED_BODIES {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, position: i64) -> Option<Bytes> {
+        self.map.get(&position).cloned()
+    }
 }
 
 impl Default for Gate {
@@ -55,7 +84,6 @@ impl Gate {
         let (hot, receiver) = mpsc::unbounded_channel();
         Gate {
             claims: Notify::new(),
-            soft: AtomicBool::new(false),
             hot,
             hot_receiver: Mutex::new(Some(receiver)),
             running: AtomicBool::new(false),
@@ -63,6 +91,7 @@ impl Gate {
             held: AtomicUsize::new(0),
             max_held: AtomicUsize::new(0),
             planned: parking_lot::Mutex::new(None),
+            bodies: parking_lot::Mutex::new(BodyCache::default()),
         }
     }
 
@@ -86,29 +115,37 @@ impl Gate {
             && !self.saturated.read().contains(url)
     }
 
-    /// After a commit: hands over what the writer leased; wakes the claim loop
-    /// (softly) if other deliveries were written.
-    pub fn committed(&self, written: usize, leased: &[Dispatch]) {
+    /// After a commit: hands over what the writer leased, and keeps the bodies
+    /// of events with deliveries left in the outbox.
+    ///
+    /// A commit never wakes the claim loop: a delivery is left in the outbox
+    /// only when its lane is busy (the attempt before it leases it when done),
+    /// its URL is saturated or the dispatcher is full (both wake the loop when
+    /// that ends), so a claim now would find nothing.
+    pub fn committed(&self, applied: &crate::store::Applied) {
+        let (written, leased) = (applied.deliveries, &applied.leased);
+        if written > leased.len() {
+            let mut bodies = self.bodies.lock();
+            for event in &applied.events {
+                bodies.put(event.position, event.body.clone());
+            }
+        }
         if !leased.is_empty() {
             self.held.fetch_add(leased.len(), Ordering::Relaxed);
             if self.hot.send(leased.to_vec()).is_err() {
                 self.held.fetch_sub(leased.len(), Ordering::Relaxed);
             }
         }
-        if written > leased.len() {
-            self.soft.store(true, Ordering::Relaxed);
-            self.claims.notify_one();
-        }
+    }
+
+    /// A recent event's body, if still cached.
+    pub(super) fn body(&self, position: i64) -> Option<Bytes> {
+        self.bodies.lock().get(position)
     }
 
     /// Wakes the claim loop now (a retry was asked for, room freed up).
     pub fn wake_claims(&self) {
         self.claims.notify_one();
-    }
-
-    /// Same as [`Gate::wake_claims`]; the name the commit fan-out uses.
-    pub fn notify_one(&self) {
-        self.wake_claims();
     }
 
     /// A delivery becomes due at `at` (a retry was scheduled): wakes the claim
@@ -127,10 +164,9 @@ impl Gate {
         *self.planned.lock() = at;
     }
 
-    /// Waits for a wake; true if it was only a commit's soft wake.
-    pub(super) async fn woken(&self) -> bool {
+    /// Waits for a wake.
+    pub(super) async fn woken(&self) {
         self.claims.notified().await;
-        self.soft.swap(false, Ordering::Relaxed)
     }
 
     /// How many more deliveries a claim may take.

@@ -13,7 +13,8 @@
 //! Files: [`planner`] (which deliveries), [`gate`] (writer ↔ dispatcher),
 //! [`dispatcher`] (concurrency, rate limits), [`attempt`] (one HTTP attempt),
 //! [`signing`], [`client`] (HTTP client with the SSRF-guarded resolver),
-//! [`retry`] (schedule, `Retry-After`), [`health`] (auto-disable), [`api`].
+//! [`retry`] (schedule, `Retry-After`), [`recorder`] (group-recording of
+//! attempts), [`health`] (auto-disable), [`api`].
 
 pub mod api;
 mod attempt;
@@ -24,6 +25,7 @@ pub mod gate;
 mod health;
 pub mod model;
 pub mod planner;
+mod recorder;
 pub mod retry;
 pub mod signing;
 pub mod ssrf;
@@ -161,6 +163,7 @@ pub fn start(app: Arc<crate::app::App>) {
             schedule: app.config.webhook_retry_schedule.clone(),
             retry_after_cap: app.config.webhook_retry_after_cap,
         },
+        recorder: recorder::Recorder::start(app.store.clone()),
         app: app.clone(),
     });
     let (tx, rx) = mpsc::unbounded_channel();

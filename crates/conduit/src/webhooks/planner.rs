@@ -2,10 +2,13 @@
 //!
 //! - A task event goes to the task's own `webhook_url` (lane: the task and that URL).
 //! - A key's event goes to each of the key's active endpoints whose filter wants it
-//!   (lane: the endpoint and the task, or the endpoint alone for key events).
-//! - A system event goes to the admin endpoints that want it.
+//!   (lane: the endpoint and the task; an event of no task has a lane of its own).
+//! - A system event goes to the admin endpoints that want it (a lane of its own).
 //!
-//! A lane is sent strictly in event order; different lanes never wait for each other.
+//! A lane is sent strictly in event order; different lanes never wait for each
+//! other. So the events of one task reach one receiver in order, while key and
+//! system events, which belong to no sequence, are never held back by another
+//! event's retries.
 
 use std::sync::Arc;
 
@@ -56,7 +59,9 @@ impl OutboxPlanner for Planner {
             .endpoints
             .subscribed(event.key_id.as_deref(), &event.event_type)
         {
-            let scope = event.task_id.as_deref().unwrap_or("-");
+            // Events of no task are not ordered among themselves: each has a lane
+            // of its own, so one that fails never holds back the others.
+            let scope = event.task_id.as_deref().unwrap_or(&event.id);
             let lane = format!("ep:{}:{scope}", endpoint.id);
             let headers = (!endpoint.headers.is_empty()).then(|| endpoint.headers.clone());
             out.push(new(&endpoint.url, Some(endpoint.id.clone()), lane, headers));

@@ -28,7 +28,7 @@ use crate::negotiate::new_id;
 use crate::protocol::ProtocolKind;
 
 /// Socket buffer sizes: small, so that idle connections cost little memory.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 2 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
 pub(super) async fn upgrade(

@@ -50,6 +50,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-32000")
+            .pragma("temp_store", "memory")
             .disable_statement_logging();
 
         // 1. Migrate with the writer's connection before anyone reads.
@@ -264,9 +265,11 @@ impl Store for SqliteStore {
         outbox::next_due(&self.readers, skip_urls).await
     }
 
-    async fn record_attempt(&self, outcome: AttemptRecord) -> StoreResult<Option<Dispatch>> {
-        self.send(|reply| Op::Record(Box::new(outcome), reply))
-            .await
+    async fn record_attempts(
+        &self,
+        outcomes: Vec<AttemptRecord>,
+    ) -> StoreResult<Vec<Option<Delivery>>> {
+        self.send(|reply| Op::Record(outcomes, reply)).await
     }
 
     async fn release_deliveries(&self, ids: Vec<String>) -> StoreResult<u64> {

@@ -14,7 +14,7 @@
 //! - when the attempt before it in its lane is recorded (same transaction);
 //! - by a claim, for retries that came due and anything left behind.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -30,6 +30,9 @@ use crate::webhooks::model::{AttemptRecord, Delivery, Dispatch, Endpoint, NewDel
 /// Rows of one lane that are still to be sent.
 const OPEN: &str = "status IN ('pending', 'failed')";
 
+/// Rows written by one multi-row `INSERT`.
+const INSERT_CHUNK: usize = 64;
+
 /// What [`insert`] wrote.
 pub(super) struct Inserted {
     pub written: usize,
@@ -42,6 +45,7 @@ fn lease_end(lease_secs: u64) -> String {
     format_time(now() + Duration::seconds(lease_secs as i64))
 }
 
+
 /// Writes deliveries; leases those the dispatcher can take that head their lane.
 pub(super) async fn insert(
     conn: &mut SqliteConnection,
@@ -49,50 +53,76 @@ pub(super) async fn insert(
     ts: &str,
 ) -> StoreResult<Inserted> {
     let until = lease_end(crate::webhooks::LEASE_SECS);
-    let mut leased = Vec::new();
-    for d in deliveries {
-        // 1. Hot only if nothing of the lane is still open (all of it is earlier).
-        let hot = d.lease
-            && sqlx::query(&format!(
-                "SELECT 1 FROM webhook_deliveries WHERE lane = ? AND {OPEN} LIMIT 1"
-            ))
-            .bind(&d.lane)
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_none();
-        let lease_until = hot.then_some(until.as_str());
-        let headers = d.headers.as_ref().and_then(|h| serde_json::to_string(h).ok());
 
-        // 2. The row.
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, event_position, event_id, event_type, key_id, task_id, endpoint_id, url, headers, lane, status, attempts, next_attempt_at, lease_until, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
-        )
-        .bind(&d.id)
-        .bind(d.event_position)
-        .bind(&d.event_id)
-        .bind(&d.event_type)
-        .bind(&d.key_id)
-        .bind(&d.task_id)
-        .bind(&d.endpoint_id)
-        .bind(&d.url)
-        .bind(&headers)
-        .bind(&d.lane)
-        .bind(ts)
-        .bind(lease_until)
-        .bind(ts)
-        .bind(ts)
-        .execute(&mut *conn)
-        .await?;
-
-        if hot {
-            leased.push(Dispatch {
-                delivery: new_record(d, ts),
-                body: d.body.clone(),
-                leased_at: Instant::now(),
-            });
+    // 1. Lanes that already hold an open delivery (all of it earlier than these).
+    let mut busy: HashSet<String> = HashSet::new();
+    let wanted: Vec<&str> = deliveries
+        .iter()
+        .filter(|d| d.lease)
+        .map(|d| d.lane.as_str())
+        .collect();
+    for chunk in wanted.chunks(500) {
+        let mut sql = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT DISTINCT lane FROM webhook_deliveries WHERE {OPEN} AND lane IN ("
+        ));
+        let mut list = sql.separated(", ");
+        for lane in chunk {
+            list.push_bind(lane.to_string());
+        }
+        sql.push(")");
+        for row in sql.build().fetch_all(&mut *conn).await? {
+            busy.insert(row.try_get(0)?);
         }
     }
+
+    // 2. Hot: wanted by the dispatcher and first open one of its lane; every
+    //    row makes its lane busy for the rows after it.
+    let hot: Vec<bool> = deliveries
+        .iter()
+        .map(|d| {
+            let free = !busy.contains(&d.lane);
+            busy.insert(d.lane.clone());
+            d.lease && free
+        })
+        .collect();
+
+    // 3. The rows, a chunk per statement.
+    for (chunk, hot) in deliveries.chunks(INSERT_CHUNK).zip(hot.chunks(INSERT_CHUNK)) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO webhook_deliveries (id, event_position, event_id, event_type, key_id, task_id, endpoint_id, url, headers, lane, status, attempts, next_attempt_at, lease_until, created_at, updated_at) ",
+        );
+        sql.push_values(chunk.iter().zip(hot), |mut row, (d, hot)| {
+            row.push_bind(d.id.clone())
+                .push_bind(d.event_position)
+                .push_bind(d.event_id.clone())
+                .push_bind(d.event_type.clone())
+                .push_bind(d.key_id.clone())
+                .push_bind(d.task_id.clone())
+                .push_bind(d.endpoint_id.clone())
+                .push_bind(d.url.clone())
+                .push_bind(d.headers.as_ref().and_then(|h| serde_json::to_string(h).ok()))
+                .push_bind(d.lane.clone())
+                .push("'pending'")
+                .push("0")
+                .push_bind(ts.to_string())
+                .push_bind(hot.then(|| until.clone()))
+                .push_bind(ts.to_string())
+                .push_bind(ts.to_string());
+        });
+        sql.build().execute(&mut *conn).await?;
+    }
+
+    let leased_at = Instant::now();
+    let leased = deliveries
+        .iter()
+        .zip(&hot)
+        .filter(|(_, hot)| **hot)
+        .map(|(d, _)| Dispatch {
+            delivery: new_record(d, ts),
+            body: d.body.clone(),
+            leased_at,
+        })
+        .collect();
     Ok(Inserted {
         written: deliveries.len(),
         leased,
@@ -233,61 +263,65 @@ pub(super) async fn next_due(
     Ok(row.try_get(0)?)
 }
 
-/// Records an attempt and the delivery's next state; when the delivery is done
-/// and `lease_next` asks for it, leases the next due delivery of its lane.
+/// Records attempts and their deliveries' next states; for each delivery that
+/// is done and whose record asks for it, leases the next due delivery of its lane.
 pub(super) async fn record(
     conn: &mut SqliteConnection,
-    record: &AttemptRecord,
+    records: &[AttemptRecord],
     ts: &str,
-) -> StoreResult<Option<Dispatch>> {
-    // 1. The attempt, if one was made.
-    if let Some(a) = &record.attempt {
-        sqlx::query(
-            "INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&a.id)
-        .bind(&a.delivery_id)
-        .bind(a.attempt)
-        .bind(&a.started_at)
-        .bind(a.duration_ms)
-        .bind(a.status_code)
-        .bind(&a.error)
-        .bind(&a.response_excerpt)
-        .execute(&mut *conn)
-        .await?;
+) -> StoreResult<Vec<Option<Delivery>>> {
+    // 1. The attempts that were made, a chunk per statement.
+    let attempts: Vec<_> = records.iter().filter_map(|r| r.attempt.as_ref()).collect();
+    for chunk in attempts.chunks(INSERT_CHUNK) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO webhook_attempts (id, delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt) ",
+        );
+        sql.push_values(chunk, |mut row, a| {
+            row.push_bind(a.id.clone())
+                .push_bind(a.delivery_id.clone())
+                .push_bind(a.attempt)
+                .push_bind(a.started_at.clone())
+                .push_bind(a.duration_ms)
+                .push_bind(a.status_code)
+                .push_bind(a.error.clone())
+                .push_bind(a.response_excerpt.clone());
+        });
+        sql.build().execute(&mut *conn).await?;
     }
 
-    // 2. The delivery, unless it was cancelled (or finished) meanwhile.
-    let (counted, code, error) = match &record.attempt {
-        Some(a) => (1, a.status_code, a.error.clone()),
-        None => (0, None, record.error.clone()),
-    };
-    let lane: Option<String> = sqlx::query(&format!(
-        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + ?, last_status_code = COALESCE(?, last_status_code),
-           last_error = ?, next_attempt_at = ?, lease_until = NULL, updated_at = ?
-         WHERE id = ? AND {OPEN} RETURNING lane"
-    ))
-    .bind(&record.status)
-    .bind(counted)
-    .bind(code)
-    .bind(&error)
-    .bind(&record.next_attempt_at)
-    .bind(ts)
-    .bind(&record.delivery_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .map(|row| row.try_get(0))
-    .transpose()?;
+    let mut next = Vec::with_capacity(records.len());
+    for record in records {
+        // 2. The delivery, unless it was cancelled (or finished) meanwhile.
+        let (counted, code, error) = match &record.attempt {
+            Some(a) => (1, a.status_code, a.error.clone()),
+            None => (0, None, record.error.clone()),
+        };
+        let lane: Option<String> = sqlx::query(&format!(
+            "UPDATE webhook_deliveries SET status = ?, attempts = attempts + ?, last_status_code = COALESCE(?, last_status_code),
+               last_error = ?, next_attempt_at = ?, lease_until = NULL, updated_at = ?
+             WHERE id = ? AND {OPEN} RETURNING lane"
+        ))
+        .bind(&record.status)
+        .bind(counted)
+        .bind(code)
+        .bind(&error)
+        .bind(&record.next_attempt_at)
+        .bind(ts)
+        .bind(&record.delivery_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
 
-    // 3. The lane's next delivery, now that this one no longer blocks it.
-    let (Some(lane), Some(lease_secs)) = (lane, record.lease_next) else {
-        return Ok(None);
-    };
-    if record.status == "failed" {
-        return Ok(None);
+        // 3. The lane's next delivery, now that this one no longer blocks it.
+        next.push(match (lane, record.lease_next) {
+            (Some(lane), Some(lease_secs)) if record.status != "failed" => {
+                lease_lane_head(conn, &lane, ts, lease_secs).await?
+            }
+            _ => None,
+        });
     }
-    lease_lane_head(conn, &lane, ts, lease_secs).await
+    Ok(next)
 }
 
 /// Leases the open head of `lane` if it is due and unleased.
@@ -296,41 +330,20 @@ async fn lease_lane_head(
     lane: &str,
     ts: &str,
     lease_secs: u64,
-) -> StoreResult<Option<Dispatch>> {
+) -> StoreResult<Option<Delivery>> {
     let head = sqlx::query(&format!(
-        "SELECT * FROM webhook_deliveries WHERE lane = ? AND {OPEN} ORDER BY event_position LIMIT 1"
+        "UPDATE webhook_deliveries SET lease_until = ?1
+         WHERE id = (SELECT id FROM webhook_deliveries WHERE lane = ?2 AND {OPEN}
+                     ORDER BY event_position LIMIT 1)
+           AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
+         RETURNING *"
     ))
+    .bind(lease_end(lease_secs))
     .bind(lane)
+    .bind(ts)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(head) = head.as_ref().map(rows::delivery).transpose()? else {
-        return Ok(None);
-    };
-    let lease_until: Option<String> =
-        sqlx::query("SELECT lease_until FROM webhook_deliveries WHERE id = ?")
-            .bind(&head.id)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get(0)?;
-    let due = head.next_attempt_at.as_deref().is_some_and(|t| t <= ts);
-    if !due || lease_until.is_some_and(|l| l.as_str() >= ts) {
-        return Ok(None);
-    }
-    sqlx::query("UPDATE webhook_deliveries SET lease_until = ? WHERE id = ?")
-        .bind(lease_end(lease_secs))
-        .bind(&head.id)
-        .execute(&mut *conn)
-        .await?;
-    let event = sqlx::query("SELECT * FROM events WHERE position = ?")
-        .bind(head.event_position)
-        .fetch_one(&mut *conn)
-        .await?;
-    let body = rows::event(&event)?.body;
-    Ok(Some(Dispatch {
-        delivery: head,
-        body,
-        leased_at: Instant::now(),
-    }))
+    head.as_ref().map(rows::delivery).transpose()
 }
 
 /// Makes a delivery due now again (replay), unless it is in flight (leased).

@@ -24,7 +24,7 @@ use crate::store::{
     Applied, Change, CommitSink, OutboxPlanner, StoreError, StoreResult, Transition,
 };
 use crate::tasks::model::{Task, TaskStatus};
-use crate::webhooks::model::{AttemptRecord, Delivery, Dispatch, NewDelivery};
+use crate::webhooks::model::{AttemptRecord, Delivery, NewDelivery};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -38,7 +38,10 @@ pub(super) enum Op {
         lease_secs: u64,
         reply: oneshot::Sender<StoreResult<Vec<Delivery>>>,
     },
-    Record(Box<AttemptRecord>, oneshot::Sender<StoreResult<Option<Dispatch>>>),
+    Record(
+        Vec<AttemptRecord>,
+        oneshot::Sender<StoreResult<Vec<Option<Delivery>>>>,
+    ),
     Retry(String, oneshot::Sender<StoreResult<bool>>),
     Insert(Vec<NewDelivery>, oneshot::Sender<StoreResult<usize>>),
     CancelEndpoint(String, oneshot::Sender<StoreResult<u64>>),
@@ -85,7 +88,7 @@ pub(super) async fn run(
 enum Outcome {
     Applied(StoreResult<Applied>),
     Deliveries(StoreResult<Vec<Delivery>>),
-    Next(StoreResult<Option<Dispatch>>),
+    Next(StoreResult<Vec<Option<Delivery>>>),
     Unit(StoreResult<()>),
     Flag(StoreResult<bool>),
     Count(StoreResult<u64>),
@@ -194,7 +197,7 @@ async fn apply_op(conn: &mut SqliteConnection, op: &Op, ts: &str, ctx: &WriterCo
         Op::Claim {
             ids, lease_secs, ..
         } => Outcome::Deliveries(super::outbox::lease(conn, ids, *lease_secs).await),
-        Op::Record(record, _) => Outcome::Next(super::outbox::record(conn, record, ts).await),
+        Op::Record(records, _) => Outcome::Next(super::outbox::record(conn, records, ts).await),
         Op::Retry(id, _) => Outcome::Flag(super::outbox::retry(conn, id, ts).await),
         Op::Insert(deliveries, _) => Outcome::Count(
             super::outbox::insert(conn, deliveries, ts)
