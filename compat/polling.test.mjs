@@ -306,3 +306,69 @@ test("another key's task answers 404 exactly as an unknown id, and its events st
   assert.equal(feed.status, 200);
   assert.ok(!feed.body.data.some((e) => e.data?.taskId === task.task_id), "no event of key A in key B's feed");
 });
+
+/** Reads Server-Sent Events from a fetch response until `done(events)` or the timeout. */
+async function readEventStream(response, done, timeoutMs = 15000) {
+  const events = [];
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const timer = setTimeout(() => reader.cancel().catch(() => {}), timeoutMs);
+  try {
+    while (!done(events)) {
+      const { value, done: ended } = await reader.read();
+      if (ended) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const fields = {};
+        for (const line of block.split('\n')) {
+          const colon = line.indexOf(':');
+          if (colon <= 0) continue;
+          const name = line.slice(0, colon);
+          fields[name] = (fields[name] ? `${fields[name]}\n` : '') + line.slice(colon + 1).replace(/^ /, '');
+        }
+        if (fields.data !== undefined) events.push(fields);
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    await reader.cancel().catch(() => {});
+  }
+  return events;
+}
+
+test('GET /v1/events as Server-Sent Events streams live and resumes with Last-Event-ID', async () => {
+  const controller = new AbortController();
+  const live = await fetch(`${BASE}/v1/events`, {
+    headers: { Authorization: `Bearer ${KEY}`, Accept: 'text/event-stream' },
+    signal: controller.signal,
+  });
+  assert.equal(live.status, 200);
+  assert.match(live.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const task = await submit('image', { model: 'dall-e-2', n: 2 });
+  const streamed = await readEventStream(live,
+    (events) => events.some((e) => JSON.parse(e.data).type === 'image.completed' && JSON.parse(e.data).data.taskId === task.task_id));
+  controller.abort();
+  const mine = streamed.filter((e) => JSON.parse(e.data).data?.taskId === task.task_id);
+  const log = await (await api('GET', `/v1/tasks/${task.task_id}/events`)).body.data;
+  assert.deepEqual(mine.map((e) => e.id), log.map((e) => e.id), 'the stream carried every event of the task, `id:` = event id');
+  assert.deepEqual(mine.map((e) => e.event), log.map((e) => e.type), '`event:` = event type');
+  assert.deepEqual(mine.map((e) => JSON.parse(e.data)), log, '`data:` = the envelope');
+
+  // A client that lost the stream after the first event resumes with no gap.
+  const resumeController = new AbortController();
+  const resumed = await fetch(`${BASE}/v1/events`, {
+    headers: { Authorization: `Bearer ${KEY}`, Accept: 'text/event-stream', 'Last-Event-ID': log[0].id },
+    signal: resumeController.signal,
+  });
+  assert.equal(resumed.status, 200);
+  const rest = await readEventStream(resumed, (events) => events.some((e) => e.id === log.at(-1).id));
+  resumeController.abort();
+  const expected = (await api('GET', `/v1/events?after=${log[0].id}&limit=1000`)).body.data.map((e) => e.id);
+  assert.ok(expected.includes(log.at(-1).id));
+  assert.deepEqual(rest.map((e) => e.id).slice(0, expected.length), expected,
+    'resumed right after Last-Event-ID, as ?after= lists it: nothing missed, nothing repeated');
+});

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import WebSocket from 'ws';
 import { HubConnectionBuilder, HttpTransportType, HubConnectionState } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import {
@@ -328,12 +329,37 @@ test('a wrong key gets 401 at negotiate and cannot connect, even with skipNegoti
   direct.on('ImageGenerationStarted', (d) => got.push(d));
   await assert.rejects(direct.start(), 'start() with skipNegotiation and a wrong key fails');
   assert.equal(direct.state, HubConnectionState.Disconnected);
+
+  // What the client saw underneath: the WebSocket upgrade itself is refused with 401.
+  const wsBase = BASE.replace(/^http/, 'ws');
+  for (const query of [`access_token=${wrong}`, '']) {
+    const status = await new Promise((resolve) => {
+      const socket = new WebSocket(`${wsBase}/hubs/image-generation?${query}`);
+      socket.on('unexpected-response', (_req, res) => { resolve(res.statusCode); socket.terminate(); });
+      socket.on('open', () => { resolve('open'); socket.terminate(); });
+      socket.on('error', () => resolve('error'));
+    });
+    assert.equal(status, 401, `the WebSocket upgrade ${query ? 'with a wrong key' : 'without a key'} answers 401`);
+  }
 });
 
-test('disabling a key sends KeyDisabled and closes its connections on every hub', async () => {
+const DISABLE_VARIANTS = {
+  'WebSockets everywhere': {},
+  'Long Polling, Server-Sent Events and MessagePack': {
+    'image-generation': { transport: HttpTransportType.ServerSentEvents },
+    'video-generation': { transport: HttpTransportType.LongPolling, msgpack: true },
+    'tasks': { transport: HttpTransportType.LongPolling },
+    'navigation-state': { transport: HttpTransportType.WebSockets, msgpack: true },
+  },
+};
+
+for (const [variant, options] of Object.entries(DISABLE_VARIANTS)) test(`disabling a key sends KeyDisabled and closes its connections on every hub (${variant})`, async () => {
   const doomed = await createKey(`compat-disable-${Date.now()}`);
   const hubs = ['image-generation', 'video-generation', 'tasks', 'navigation-state'];
-  const connections = hubs.map((hub) => hubConnection(hub, { key: doomed.key }));
+  // As the guide's ResilientConnection does: automatic reconnect must not try to come back.
+  const connections = hubs.map((hub) => hubConnection(hub, { key: doomed.key, reconnect: [0, 0, 1000], ...options[hub] }));
+  const reconnecting = [];
+  connections.forEach((c, i) => c.onreconnecting(() => reconnecting.push(hubs[i])));
   const closed = connections.map((c) => new Promise((resolve) => c.onclose((error) => resolve({ at: Date.now(), error }))));
   const tasksHub = connections[hubs.indexOf('tasks')];
   const notices = [];
@@ -354,6 +380,7 @@ test('disabling a key sends KeyDisabled and closes its connections on every hub'
     assert.match(String(notice.data.eventId), /^evt_/);
     assert.ok(notice.at <= outcome[hubs.indexOf('tasks')].at, 'KeyDisabled came before the close');
     for (const c of connections) assert.equal(c.state, HubConnectionState.Disconnected);
+    assert.deepEqual(reconnecting, [], 'closed for good: withAutomaticReconnect did not try to reconnect');
     for (const { error } of outcome) {
       assert.match(String(error), /disabled/i, 'the close carries the reason');
     }

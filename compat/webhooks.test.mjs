@@ -180,6 +180,33 @@ test("every delivery of five tasks passes the guide's handler and standardwebhoo
   }
 });
 
+test("video, speech and unusual metadata: the guide's handler verifies every body it re-serialises", async () => {
+  const webhook_url = `${receiver}/webhooks/conduit`;
+  const tasks = [
+    await submit('video', { duration: 2, webhook_url }),
+    await submit('speech', { webhook_url }),
+    await submit('image', {
+      webhook_url,
+      user: 'user-42',
+      metadata: { 'clé': 'valeur ünïcödé 😀', controls: 'a\u0001b\tc\u2028d\u007f', quotes: '"\\/</script>' },
+    }),
+  ];
+  for (const task of tasks) {
+    const log = await allDelivered(task.task_id);
+    const got = forTask(task.task_id);
+    for (const r of got) assertWellFormed(r, "the key's webhook secret");
+    assert.ok(got.every((r) => r.status === 200), `the guide's handler accepted every delivery: ${got.map((r) => r.status)}`);
+    assert.deepEqual(got.map((r) => r.body.id), log.map((e) => e.id), 'every event once, in order');
+  }
+  const video = forTask(tasks[0].task_id).map((r) => r.body);
+  assert.ok(video.some((e) => e.type === 'video.progress' && typeof e.data.progress === 'number'),
+    'video.progress carries data.progress, as the guide reads it');
+  assert.equal(forTask(tasks[1].task_id).at(-1).body.type, 'audio.synthesis.completed');
+  const image = forTask(tasks[2].task_id).at(-1).body;
+  assert.equal(image.data.userId, 'user-42', 'data.userId is the request\'s user, as the guide\'s push example reads it');
+  assert.equal(image.data.metadata.controls, 'a\u0001b\tc\u2028d\u007f', 'metadata echoed unchanged');
+});
+
 test('a receiver answering 500 twice gets the same event again, and later events wait for it', async () => {
   const task = await submit('image', { model: 'dall-e-2', n: 2, webhook_url: `${receiver}/webhooks/conduit` });
   failFirstEventOf.add(task.task_id);
