@@ -271,6 +271,7 @@ def measure_latency(kind, a, level):
         "connections": s["live_end"],
         "rate": round(rate, 4),
         "secs": round(secs, 1),
+        "min_ms": lat.get("min_ms"),
         "p50_ms": lat.get("p50_ms"),
         "p90_ms": lat.get("p90_ms"),
         "p99_ms": lat.get("p99_ms"),
@@ -291,7 +292,7 @@ SHOWN = {
     "hold": ["established", "held_min", "rss_per_conn_kib", "rss_mib", "connect_per_s", "idle_cpu_pct"],
     "fanout": ["last_p50_ms", "last_p99_ms", "receipt_p50_ms", "first_p50_ms", "trigger_p50_ms", "missing",
                "server_cpu_ms_per_round"],
-    "latency": ["rate", "p50_ms", "p90_ms", "p99_ms", "max_ms", "receipts", "expected", "trigger_p50_ms",
+    "latency": ["rate", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "receipts", "expected", "trigger_p50_ms",
                 "server_cpu_s"],
 }
 

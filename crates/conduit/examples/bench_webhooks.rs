@@ -66,7 +66,10 @@ async fn black_hole() -> &'static str {
 fn start_receiver(seen: Arc<Seen>) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let app = Router::new()
                 .route("/r/{n}", axum::routing::post(receive))
@@ -87,7 +90,13 @@ fn percentiles(mut micros: Vec<i64>) -> String {
     }
     micros.sort_unstable();
     let at = |q: f64| micros[((micros.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-    format!("p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (n = {})", at(0.5), at(0.99), at(1.0), micros.len())
+    format!(
+        "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (n = {})",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        micros.len()
+    )
 }
 
 struct Bench {
@@ -101,9 +110,19 @@ struct Bench {
 impl Bench {
     /// A new key; returns (value, id).
     async fn key(&self, name: &str) -> (String, String) {
-        let res = self.http.post(format!("{}/admin/v1/keys", self.base)).bearer_auth(MASTER).json(&json!({"name": name})).send().await.unwrap();
+        let res = self
+            .http
+            .post(format!("{}/admin/v1/keys", self.base))
+            .bearer_auth(MASTER)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
         let v: Value = res.json().await.unwrap();
-        (v["key"].as_str().unwrap().into(), v["id"].as_str().unwrap().into())
+        (
+            v["key"].as_str().unwrap().into(),
+            v["id"].as_str().unwrap().into(),
+        )
     }
 
     async fn endpoint(&self, key: &str, url: String, events: Value) {
@@ -111,7 +130,14 @@ impl Bench {
         // periodic reload may race the commit); try again then.
         for _ in 0..50 {
             let body = json!({"url": url, "events": events});
-            let res = self.http.post(format!("{}/v1/webhooks", self.base)).bearer_auth(key).json(&body).send().await.unwrap();
+            let res = self
+                .http
+                .post(format!("{}/v1/webhooks", self.base))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             match res.status().as_u16() {
                 201 => return,
                 401 => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -126,7 +152,11 @@ impl Bench {
         let t = clock();
         let data = json!({"t": t, "i": i});
         app.store
-            .apply(Change::Emit { key_id: Some(key_id.to_string()), event_type, data })
+            .apply(Change::Emit {
+                key_id: Some(key_id.to_string()),
+                event_type,
+                data,
+            })
             .await
             .expect("commit");
         (t, clock())
@@ -139,8 +169,11 @@ impl Bench {
             if depth == 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "outbox still holds {depth} deliveries");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(
+                Instant::now() < deadline,
+                "outbox still holds {depth} deliveries"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -148,7 +181,8 @@ impl Bench {
     async fn throughput(&self, events: u64) {
         let (key, key_id) = self.key("throughput").await;
         for n in 0..ENDPOINTS {
-            self.endpoint(&key, format!("{}/r/{n}", self.receiver), json!(["tput.*"])).await;
+            self.endpoint(&key, format!("{}/r/{n}", self.receiver), json!(["tput.*"]))
+                .await;
         }
         let before = self.seen.count.load(Ordering::Relaxed);
         let started = Instant::now();
@@ -166,13 +200,24 @@ impl Bench {
             e.await.unwrap();
         }
         let committed = started.elapsed();
+        // Count receipts first (free), then confirm in the database that every
+        // delivery was recorded (the outbox count is not free to poll).
+        let total = events * ENDPOINTS as u64;
+        while self.seen.count.load(Ordering::Relaxed) - before < total {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         self.wait_outbox_empty(Duration::from_secs(300)).await;
         let elapsed = started.elapsed().as_secs_f64();
         let delivered = self.seen.count.load(Ordering::Relaxed) - before;
-        let total = events * ENDPOINTS as u64;
         println!("throughput: {events} events x {ENDPOINTS} endpoints = {total} deliveries");
-        println!("  events committed in {:.2} s; every delivery recorded succeeded after {elapsed:.2} s", committed.as_secs_f64());
-        println!("  received {delivered} requests ({} repeats)", delivered.saturating_sub(total));
+        println!(
+            "  events committed in {:.2} s; every delivery recorded succeeded after {elapsed:.2} s",
+            committed.as_secs_f64()
+        );
+        println!(
+            "  received {delivered} requests ({} repeats)",
+            delivered.saturating_sub(total)
+        );
         println!("  durable deliveries/s: {:.0}", total as f64 / elapsed);
         self.seen.samples.lock().unwrap().clear();
     }
@@ -186,7 +231,8 @@ impl Bench {
             } else {
                 format!("{}/r/{n}", self.receiver)
             };
-            self.endpoint(&key, url, json!([format!("{name}.e{n}")])).await;
+            self.endpoint(&key, url, json!([format!("{name}.e{n}")]))
+                .await;
         }
         self.seen.samples.lock().unwrap().clear();
         let commits = Arc::new(Mutex::new(Vec::new()));
@@ -208,20 +254,39 @@ impl Bench {
 
         // Skip the first second (connections being opened), keep healthy endpoints only.
         let warmup = RATE;
-        let done_at: std::collections::HashMap<u64, (u64, u64)> =
-            commits.lock().unwrap().iter().map(|(i, t, d)| (*i, (*t, *d))).collect();
+        let done_at: std::collections::HashMap<u64, (u64, u64)> = commits
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(i, t, d)| (*i, (*t, *d)))
+            .collect();
         let samples: Vec<(usize, u64, u64, u64)> = self.seen.samples.lock().unwrap().clone();
-        let healthy: Vec<&(usize, u64, u64, u64)> =
-            samples.iter().filter(|(n, _, _, i)| *n >= dead && *i >= warmup).collect();
-        let from_start: Vec<i64> = healthy.iter().map(|(_, t, at, _)| ((at - t) / 1000) as i64).collect();
+        let healthy: Vec<&(usize, u64, u64, u64)> = samples
+            .iter()
+            .filter(|(n, _, _, i)| *n >= dead && *i >= warmup)
+            .collect();
+        let from_start: Vec<i64> = healthy
+            .iter()
+            .map(|(_, t, at, _)| ((at - t) / 1000) as i64)
+            .collect();
         let from_commit: Vec<i64> = healthy
             .iter()
-            .filter_map(|(_, _, at, i)| done_at.get(i).map(|(_, d)| (*at as i64 - *d as i64) / 1000))
+            .filter_map(|(_, _, at, i)| {
+                done_at.get(i).map(|(_, d)| (*at as i64 - *d as i64) / 1000)
+            })
             .collect();
-        let commit_cost: Vec<i64> = done_at.values().map(|(t, d)| ((d - t) / 1000) as i64).collect();
+        let commit_cost: Vec<i64> = done_at
+            .values()
+            .map(|(t, d)| ((d - t) / 1000) as i64)
+            .collect();
         let expected = (total - warmup) * (ENDPOINTS - dead) as u64 / ENDPOINTS as u64;
-        println!("{name}: {RATE} events/s for {seconds} s, {dead} of {ENDPOINTS} endpoints never answer");
-        println!("  healthy deliveries measured: {} of ~{expected}", healthy.len());
+        println!(
+            "{name}: {RATE} events/s for {seconds} s, {dead} of {ENDPOINTS} endpoints never answer"
+        );
+        println!(
+            "  healthy deliveries measured: {} of ~{expected}",
+            healthy.len()
+        );
         println!("  before commit -> receipt: {}", percentiles(from_start));
         println!("  commit returned -> receipt: {}", percentiles(from_commit));
         println!("  commit itself (apply): {}", percentiles(commit_cost));
@@ -229,10 +294,16 @@ impl Bench {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         clock();
-        let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+        let seconds: u64 = std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
         let dir = tempfile::tempdir().unwrap();
         let raw = RawConfig {
             data_dir: dir.path().to_path_buf(),
@@ -242,7 +313,9 @@ fn main() {
             log: "warn".into(),
             ..RawConfig::default()
         };
-        let server = conduit::server::start(Config::from_raw(raw).unwrap()).await.unwrap();
+        let server = conduit::server::start(Config::from_raw(raw).unwrap())
+            .await
+            .unwrap();
         let seen = Arc::new(Seen::default());
         let bench = Bench {
             app: server.app.clone(),
@@ -251,7 +324,11 @@ fn main() {
             receiver: start_receiver(seen.clone()),
             seen,
         };
-        println!("conduit webhooks benchmark ({} cores, SQLite in {})", std::thread::available_parallelism().map_or(0, |n| n.get()), dir.path().display());
+        println!(
+            "conduit webhooks benchmark ({} cores, SQLite in {})",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            dir.path().display()
+        );
         bench.throughput(200).await;
         bench.latency("lat", 0, seconds).await;
         bench.latency("dead", DEAD, seconds + 5).await;

@@ -106,7 +106,7 @@ CREATE TABLE webhook_deliveries (
     created_at       TEXT NOT NULL,
     updated_at       TEXT NOT NULL
 );
-CREATE INDEX deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status IN ('pending', 'failed');
+CREATE INDEX deliveries_due ON webhook_deliveries (next_attempt_at, event_position) WHERE status IN ('pending', 'failed');
 CREATE INDEX deliveries_lane ON webhook_deliveries (lane, event_position) WHERE status IN ('pending', 'failed');
 CREATE INDEX deliveries_by_key ON webhook_deliveries (key_id, created_at DESC);
 CREATE INDEX deliveries_by_event ON webhook_deliveries (event_id);

@@ -83,7 +83,14 @@ async fn attempt(ctx: &Context, dispatch: Dispatch) -> Finished {
     let attempt_id = new_id("att");
     let started_at = now();
     let clock = Instant::now();
-    let sent = send(ctx, &dispatch, &secrets, &attempt_id, started_at.timestamp()).await;
+    let sent = send(
+        ctx,
+        &dispatch,
+        &secrets,
+        &attempt_id,
+        started_at.timestamp(),
+    )
+    .await;
     let elapsed = clock.elapsed();
     metrics::counter!("conduit_webhook_attempts_total", "outcome" => sent.kind.label())
         .increment(1);
@@ -117,7 +124,7 @@ async fn attempt(ctx: &Context, dispatch: Dispatch) -> Finished {
         status: status.to_string(),
         next_attempt_at: next_at,
         error: None,
-        lease_next: (!ctx.app.shutdown.is_cancelled()).then_some(super::LEASE_SECS),
+        lease_next: lease_next(ctx, d),
     };
     let next = match ctx.recorder.record(record).await {
         Some(next) => {
@@ -151,6 +158,13 @@ async fn attempt(ctx: &Context, dispatch: Dispatch) -> Finished {
     }
 }
 
+/// Whether the record should lease the lane's next delivery: not when shutting
+/// down, and not for lanes of a single delivery (events of no task, replays).
+fn lease_next(ctx: &Context, d: &Delivery) -> Option<u64> {
+    let single = d.task_id.is_none() || d.lane.starts_with("replay:");
+    (!single && !ctx.app.shutdown.is_cancelled()).then_some(super::LEASE_SECS)
+}
+
 /// The delivery's next status and due time after this attempt.
 /// Also returns the retry delay, if one was scheduled.
 fn decide(
@@ -165,7 +179,10 @@ fn decide(
             tracing::warn!(delivery_id = %d.id, event_id = %d.event_id, "webhook receiver answered 410 Gone; giving up");
             ("dead", None, None)
         }
-        _ => match ctx.retry.after_failure(attempts, sent.retry_after, jitter()) {
+        _ => match ctx
+            .retry
+            .after_failure(attempts, sent.retry_after, jitter())
+        {
             Next::Retry(delay) => {
                 tracing::warn!(
                     delivery_id = %d.id,
@@ -232,7 +249,7 @@ async fn drop_delivery(ctx: &Context, d: &Delivery, reason: &str) -> Finished {
         status: "cancelled".into(),
         next_attempt_at: None,
         error: Some(reason.to_string()),
-        lease_next: Some(super::LEASE_SECS),
+        lease_next: lease_next(ctx, d),
     };
     let next = match ctx.recorder.record(record).await.flatten() {
         Some(delivery) => with_body(ctx, delivery).await,
@@ -267,7 +284,13 @@ async fn with_body(ctx: &Context, delivery: Delivery) -> Option<Dispatch> {
 }
 
 /// Signs and sends one request; reads at most [`EXCERPT_BYTES`] of the answer.
-async fn send(ctx: &Context, dispatch: &Dispatch, secrets: &Secrets, attempt_id: &str, timestamp: i64) -> Sent {
+async fn send(
+    ctx: &Context,
+    dispatch: &Dispatch,
+    secrets: &Secrets,
+    attempt_id: &str,
+    timestamp: i64,
+) -> Sent {
     let d = &dispatch.delivery;
     let failed = |kind, error: String| Sent {
         kind,
@@ -279,7 +302,10 @@ async fn send(ctx: &Context, dispatch: &Dispatch, secrets: &Secrets, attempt_id:
 
     // 1. A literal address never meets the resolver: check it here.
     if let Err(reason) = ctx.policy.check_url(&d.url) {
-        return failed(Kind::Refused, format!("refused by the SSRF guard: {reason}"));
+        return failed(
+            Kind::Refused,
+            format!("refused by the SSRF guard: {reason}"),
+        );
     }
 
     // 2. The request.
@@ -300,9 +326,16 @@ async fn send(ctx: &Context, dispatch: &Dispatch, secrets: &Secrets, attempt_id:
         Ok(response) => response,
         Err(err) => {
             if let Some(reason) = super::client::refusal(&err) {
-                return failed(Kind::Refused, format!("refused by the SSRF guard: {reason}"));
+                return failed(
+                    Kind::Refused,
+                    format!("refused by the SSRF guard: {reason}"),
+                );
             }
-            let kind = if err.is_timeout() { Kind::Timeout } else { Kind::Error };
+            let kind = if err.is_timeout() {
+                Kind::Timeout
+            } else {
+                Kind::Error
+            };
             return failed(kind, describe(&err));
         }
     };
@@ -365,5 +398,9 @@ fn describe(err: &reqwest::Error) -> String {
         cause = inner.to_string();
         source = inner.source();
     }
-    if cause.is_empty() { what.to_string() } else { format!("{what}: {cause}") }
+    if cause.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {cause}")
+    }
 }

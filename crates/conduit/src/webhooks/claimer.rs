@@ -3,7 +3,8 @@
 //! That is retries whose time has come, deliveries left behind by a killed
 //! process, deliveries to URLs that were saturated, and replays. The loop
 //! sleeps until the earliest of: a wake from the [`Gate`], the next due time in
-//! the outbox, or shutdown. It never polls on a fixed timer.
+//! the outbox, or shutdown. It never polls for new work: besides those it only
+//! looks again once per lease length, for leases this process let run out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +55,11 @@ pub(super) async fn run(app: Arc<App>, gate: Arc<Gate>, tx: mpsc::UnboundedSende
                 full = true;
                 break;
             }
-            match app.store.claim_deliveries(room as u32, super::LEASE_SECS, &skip).await {
+            match app
+                .store
+                .claim_deliveries(room as u32, super::LEASE_SECS, &skip)
+                .await
+            {
                 Ok(list) => {
                     let count = list.len();
                     if count > 0 {
@@ -76,19 +81,22 @@ pub(super) async fn run(app: Arc<App>, gate: Arc<Gate>, tx: mpsc::UnboundedSende
             }
         }
 
-        // 3. When to look again without a wake.
+        // 3. When to look again without a wake. At the latest after a lease's
+        //    length: a lease this process dropped (its record failed, or it
+        //    waited in memory too long) has run out by then.
+        let lease_out = Instant::now() + Duration::from_secs(super::LEASE_SECS);
         due = if failed {
             Some(Instant::now() + ERROR_BACKOFF)
         } else if full {
-            None
+            Some(lease_out)
         } else {
             match app.store.next_due_delivery(&skip).await {
-                Ok(next) => next.as_deref().and_then(parse_time).map(|at| {
+                Ok(next) => Some(next.as_deref().and_then(parse_time).map_or(lease_out, |at| {
                     let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
-                    // Due already (room ran out, or it came due just now): look
-                    // again shortly rather than spin.
-                    Instant::now() + wait.max(Duration::from_millis(10))
-                }),
+                    // Due already (it came due just now): look again shortly
+                    // rather than spin.
+                    (Instant::now() + wait.max(Duration::from_millis(10))).min(lease_out)
+                })),
                 Err(err) => {
                     tracing::warn!(cause = %err, "cannot read the next webhook due time");
                     Some(Instant::now() + ERROR_BACKOFF)

@@ -30,6 +30,10 @@ use super::retry::RetryPolicy;
 use super::ssrf::Policy;
 use crate::app::App;
 
+// LIMITATION: the per-URL limits below are constants, and what a URL's limit
+// learned lives in memory only (a restart starts every URL at the initial
+// limit again). Settings, or a per-endpoint override, would lift this.
+
 /// A URL's concurrency limit when first seen.
 const INITIAL_URL_LIMIT: usize = 2;
 /// A URL's concurrency limit at most.
@@ -51,7 +55,7 @@ pub(super) enum Msg {
     /// Leased deliveries to send (claimed or handed over by a commit).
     Deliver(Vec<Dispatch>),
     /// An attempt is over.
-    Finished(Finished),
+    Finished(Box<Finished>),
     /// A URL's rate limit allows the next start now.
     Pump(String),
 }
@@ -127,7 +131,7 @@ impl Dispatcher {
             };
             match msg {
                 Msg::Deliver(list) => self.deliver(list),
-                Msg::Finished(finished) => self.finished(finished),
+                Msg::Finished(finished) => self.finished(*finished),
                 Msg::Pump(url) => {
                     if let Some(slot) = self.slots.get_mut(&url) {
                         slot.timer_armed = false;
@@ -217,8 +221,17 @@ impl Dispatcher {
             }
 
             // 3. The endpoint's rate limit.
+            // LIMITATION: the limit is a minimum spacing with no burst, kept per
+            // URL slot: two endpoints on the same URL share one spacing (the
+            // stricter of whichever delivery is next). A token bucket per
+            // endpoint would lift both.
             let rate = head.delivery.endpoint_id.as_deref().and_then(|id| {
-                self.ctx.app.webhooks.endpoints.get(id).and_then(|e| e.rate_limit)
+                self.ctx
+                    .app
+                    .webhooks
+                    .endpoints
+                    .get(id)
+                    .and_then(|e| e.rate_limit)
             });
             if let Some(rate) = rate.filter(|r| *r > 0) {
                 let now = Instant::now();
@@ -246,7 +259,7 @@ impl Dispatcher {
             let tx = self.tx.clone();
             tokio::spawn(async move {
                 let finished = attempt::run(&ctx, dispatch).await;
-                let _ = tx.send(Msg::Finished(finished));
+                let _ = tx.send(Msg::Finished(Box::new(finished)));
             });
         }
         let saturated = slot.saturated();

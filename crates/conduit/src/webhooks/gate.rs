@@ -184,9 +184,10 @@ impl Gate {
     /// Counts deliveries finished, dropped or given back.
     pub(super) fn put_back(&self, count: usize) {
         let before = self.held.fetch_sub(count, Ordering::Relaxed);
-        let max = self.max_held.load(Ordering::Relaxed);
-        if before >= max && before - count < max {
-            // There was no room for claims; now there is.
+        let low = self.max_held.load(Ordering::Relaxed) / 2;
+        if before >= low && before - count < low {
+            // Room for a large claim again (half empty, so that claims are few
+            // and big rather than many and small).
             self.claims.notify_one();
         }
     }

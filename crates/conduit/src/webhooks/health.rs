@@ -22,7 +22,13 @@ use crate::store::Change;
 const SUCCESS_STAMP_SECS: i64 = 60;
 
 /// Takes note of one attempt's outcome for a registered endpoint.
-pub(super) async fn observe(app: &App, endpoint_id: &str, ok: bool, gone: bool, status: Option<u16>) {
+pub(super) async fn observe(
+    app: &App,
+    endpoint_id: &str,
+    ok: bool,
+    gone: bool,
+    status: Option<u16>,
+) {
     let Some(endpoint) = app.webhooks.endpoints.get(endpoint_id) else {
         return;
     };
@@ -72,7 +78,11 @@ pub(super) async fn observe(app: &App, endpoint_id: &str, ok: bool, gone: bool, 
         next.status = "disabled".into();
         next.disabled_reason = Some(reason.into());
     }
-    if let Err(err) = app.store.apply(Change::PutEndpoint(Box::new(next.clone()))).await {
+    if let Err(err) = app
+        .store
+        .apply(Change::PutEndpoint(Box::new(next.clone())))
+        .await
+    {
         tracing::error!(endpoint_id, cause = %err, "cannot update webhook endpoint health");
         return;
     }

@@ -54,7 +54,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -72,11 +74,23 @@ mod tests {
     #[test]
     fn follows_the_schedule_then_gives_up() {
         let p = policy();
-        assert_eq!(p.after_failure(1, None, 1.0), Next::Retry(Duration::from_secs(5)));
-        assert_eq!(p.after_failure(2, None, 1.0), Next::Retry(Duration::from_secs(30)));
-        assert_eq!(p.after_failure(3, None, 1.0), Next::Retry(Duration::from_secs(120)));
+        assert_eq!(
+            p.after_failure(1, None, 1.0),
+            Next::Retry(Duration::from_secs(5))
+        );
+        assert_eq!(
+            p.after_failure(2, None, 1.0),
+            Next::Retry(Duration::from_secs(30))
+        );
+        assert_eq!(
+            p.after_failure(3, None, 1.0),
+            Next::Retry(Duration::from_secs(120))
+        );
         assert_eq!(p.after_failure(4, None, 1.0), Next::GiveUp);
-        assert_eq!(p.after_failure(40, Some(Duration::from_secs(1)), 1.0), Next::GiveUp);
+        assert_eq!(
+            p.after_failure(40, Some(Duration::from_secs(1)), 1.0),
+            Next::GiveUp
+        );
     }
 
     #[test]
@@ -96,15 +110,26 @@ mod tests {
     fn retry_after_replaces_the_delay_up_to_the_cap() {
         let p = policy();
         let asked = Some(Duration::from_secs(7));
-        assert_eq!(p.after_failure(1, asked, 1.1), Next::Retry(Duration::from_secs(7)));
+        assert_eq!(
+            p.after_failure(1, asked, 1.1),
+            Next::Retry(Duration::from_secs(7))
+        );
         let huge = Some(Duration::from_secs(86_400));
-        assert_eq!(p.after_failure(1, huge, 1.0), Next::Retry(Duration::from_secs(3600)));
+        assert_eq!(
+            p.after_failure(1, huge, 1.0),
+            Next::Retry(Duration::from_secs(3600))
+        );
     }
 
     #[test]
     fn parses_seconds_and_http_dates() {
-        let now = DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z").unwrap().to_utc();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
             Some(Duration::from_secs(60))

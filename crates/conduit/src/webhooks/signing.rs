@@ -108,7 +108,11 @@ pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -
 
 /// Every header of one attempt: content type, agent, both signature schemes,
 /// then the custom headers that do not collide with those.
-pub fn headers(secrets: &Secrets, signed: &Signed<'_>, custom: Option<&Map<String, Value>>) -> HeaderMap {
+pub fn headers(
+    secrets: &Secrets,
+    signed: &Signed<'_>,
+    custom: Option<&Map<String, Value>>,
+) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(10);
 
     // 1. Custom headers first, skipping any that name a reserved header.
@@ -136,8 +140,12 @@ pub fn headers(secrets: &Secrets, signed: &Signed<'_>, custom: Option<&Map<Strin
     map.insert("x-conduit-delivery", text(signed.attempt_id));
 
     // 3. Standard Webhooks.
-    let mut signature =
-        standard_signature(&secrets.current, signed.event_id, signed.timestamp, signed.body);
+    let mut signature = standard_signature(
+        &secrets.current,
+        signed.event_id,
+        signed.timestamp,
+        signed.body,
+    );
     if let Some(previous) = &secrets.previous {
         signature.push(' ');
         signature.push_str(&standard_signature(
@@ -209,7 +217,11 @@ pub fn verify_standard(
             mac.update(body);
             mac.verify_slice(&given).is_ok()
         });
-    if matched { Ok(()) } else { Err(VerifyError::Mismatch) }
+    if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
 }
 
 #[cfg(test)]
@@ -227,7 +239,10 @@ mod tests {
     #[test]
     fn standard_signature_matches_the_reference_vector() {
         assert_eq!(standard_signature(SECRET, ID, TS, BODY), EXPECTED);
-        assert_eq!(verify_standard(SECRET, ID, "1614265330", EXPECTED, BODY, TS + 10, 300), Ok(()));
+        assert_eq!(
+            verify_standard(SECRET, ID, "1614265330", EXPECTED, BODY, TS + 10, 300),
+            Ok(())
+        );
     }
 
     #[test]
@@ -238,12 +253,18 @@ mod tests {
             conduit_signature(SECRET, body),
             "sha256=cae3e0f3d2cadc178509e9287e472e4925f282ad29fbde2baba46ff98a3fd074"
         );
-        assert_eq!(verify_conduit(SECRET, &conduit_signature(SECRET, body), body), Ok(()));
+        assert_eq!(
+            verify_conduit(SECRET, &conduit_signature(SECRET, body), body),
+            Ok(())
+        );
         assert_eq!(
             verify_conduit("whsec_other", &conduit_signature(SECRET, body), body),
             Err(VerifyError::Mismatch)
         );
-        assert_eq!(verify_conduit(SECRET, "md5=00", body), Err(VerifyError::Malformed));
+        assert_eq!(
+            verify_conduit(SECRET, "md5=00", body),
+            Err(VerifyError::Malformed)
+        );
     }
 
     #[test]
@@ -282,7 +303,10 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[1], EXPECTED);
         for secret in [&secrets.current, SECRET] {
-            assert_eq!(verify_standard(secret, ID, "1614265330", signature, BODY, TS, 300), Ok(()));
+            assert_eq!(
+                verify_standard(secret, ID, "1614265330", signature, BODY, TS, 300),
+                Ok(())
+            );
         }
         let conduit = map["x-conduit-signature"].to_str().unwrap();
         assert_eq!(verify_conduit(&secrets.current, conduit, BODY), Ok(()));

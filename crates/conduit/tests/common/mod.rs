@@ -48,7 +48,10 @@ impl TestServer {
         adjust(&mut raw);
         let config = Config::from_raw(raw).expect("config");
         let server = conduit::server::start(config).await.expect("server starts");
-        let first = server.first_start.clone().expect("first start creates the default key");
+        let first = server
+            .first_start
+            .clone()
+            .expect("first start creates the default key");
         TestServer {
             base: format!("http://{}", server.addr),
             server: Some(server),
@@ -64,11 +67,22 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str, key: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(key).send().await.expect("request")
+        self.http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> reqwest::Response {
-        self.http.post(self.url(path)).bearer_auth(key).json(&body).send().await.expect("request")
+        self.http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Creates another virtual key through the admin API; returns (value, id, webhook secret).
@@ -86,7 +100,9 @@ impl TestServer {
     /// Submits an async image task and returns its id.
     pub async fn submit_image(&self, key: &str, extra: Value) -> String {
         let mut body = json!({"prompt": "a lighthouse", "async": true});
-        body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
         let res = self.post("/v1/images/generations", key, body).await;
         let status = res.status();
         let v: Value = res.json().await.unwrap();
@@ -97,7 +113,12 @@ impl TestServer {
     /// Long-polls until the task has finished; returns it.
     pub async fn wait_done(&self, key: &str, task_id: &str) -> Value {
         for _ in 0..100 {
-            let v: Value = self.get(&format!("/v1/tasks/{task_id}?wait=5"), key).await.json().await.unwrap();
+            let v: Value = self
+                .get(&format!("/v1/tasks/{task_id}?wait=5"), key)
+                .await
+                .json()
+                .await
+                .unwrap();
             let status = v["status"].as_str().unwrap_or_default();
             if !matches!(status, "pending" | "processing") {
                 return v;
@@ -123,14 +144,22 @@ pub struct ChildServer {
 
 /// A free port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl ChildServer {
     /// Starts `conduit serve` on `dir` with extra environment; waits until healthy.
     pub async fn start(dir: &Path, port: u16, env: &[(&str, &str)]) -> ChildServer {
         let log = dir.join(format!("stdout-{port}-{}.log", std::process::id()));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_conduit"));
         cmd.arg("serve")
             .env("CONDUIT_DATA_DIR", dir)
@@ -147,14 +176,27 @@ impl ChildServer {
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..200 {
-            if http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
-                return ChildServer { child, base, dir: dir.to_path_buf(), stdout_log: log };
+            if http
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return ChildServer {
+                    child,
+                    base,
+                    dir: dir.to_path_buf(),
+                    stdout_log: log,
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("conduit did not become healthy; log: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        panic!(
+            "conduit did not become healthy; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 
     /// The `default` key and its webhook secret, printed at first start.
@@ -167,7 +209,10 @@ impl ChildServer {
                 .map(str::to_string)
                 .unwrap_or_else(|| panic!("no `{label}` line in: {text}"))
         };
-        (find("virtual key `default`"), find("webhook signing secret"))
+        (
+            find("virtual key `default`"),
+            find("webhook signing secret"),
+        )
     }
 
     /// SIGKILL: no graceful anything.

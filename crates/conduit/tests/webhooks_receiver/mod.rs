@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,10 @@ impl Received {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(String::as_str).unwrap_or_default()
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 }
 
@@ -47,6 +51,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub delay: Duration,
+    /// Holds the answer back until this turns true.
+    pub hold: Option<Arc<AtomicBool>>,
 }
 
 impl Answer {
@@ -55,6 +61,7 @@ impl Answer {
             status,
             headers: vec![],
             delay: Duration::ZERO,
+            hold: None,
         }
     }
 
@@ -71,6 +78,11 @@ impl Answer {
         self.delay = delay;
         self
     }
+
+    pub fn held_until(mut self, released: Arc<AtomicBool>) -> Answer {
+        self.hold = Some(released);
+        self
+    }
 }
 
 struct Shared {
@@ -84,12 +96,22 @@ pub struct Receiver {
     shared: Arc<Shared>,
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut received = Received {
         path: uri.path().to_string(),
         headers: headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
@@ -104,6 +126,11 @@ async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
     };
     let behaviour = shared.behaviour.lock().unwrap().clone();
     let answer = behaviour(&received, seen);
+    if let Some(released) = &answer.hold {
+        while !released.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }
@@ -122,7 +149,9 @@ impl Receiver {
         Self::with(|_, _| Answer::ok()).await
     }
 
-    pub async fn with(behaviour: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static) -> Receiver {
+    pub async fn with(
+        behaviour: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static,
+    ) -> Receiver {
         let shared = Arc::new(Shared {
             log: Mutex::new(Vec::new()),
             behaviour: Mutex::new(Arc::new(behaviour)),
@@ -155,11 +184,19 @@ impl Receiver {
 
     /// Requests to one path.
     pub fn at(&self, path: &str) -> Vec<Received> {
-        self.requests().into_iter().filter(|r| r.path == path).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 
     /// Waits until `done` holds for the log; panics with `what` after `limit`.
-    pub async fn wait(&self, what: &str, limit: Duration, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub async fn wait(
+        &self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + limit;
         loop {
             let log = self.requests();
@@ -216,7 +253,10 @@ fn node_modules() -> Option<std::path::PathBuf> {
             return None;
         }
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("standardwebhooks-js");
-        if !dir.join("node_modules/standardwebhooks/package.json").exists() {
+        if !dir
+            .join("node_modules/standardwebhooks/package.json")
+            .exists()
+        {
             std::fs::create_dir_all(&dir).unwrap();
             let status = Command::new("npm")
                 .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
@@ -252,7 +292,11 @@ process.stdout.write(JSON.stringify(out));
 
 /// Verifies requests with node: Standard Webhooks with `secret`, and the guide's
 /// check with `seed_secret`. `None` if node is missing (the caller skips).
-pub fn node_verify(requests: &[Received], secret: &str, seed_secret: &str) -> Option<Vec<NodeVerdict>> {
+pub fn node_verify(
+    requests: &[Received],
+    secret: &str,
+    seed_secret: &str,
+) -> Option<Vec<NodeVerdict>> {
     let modules = node_modules()?;
     let input: Vec<Value> = requests
         .iter()

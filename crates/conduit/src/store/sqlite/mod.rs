@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, a pool of readers and one
 //! group-committing writer (see [`writer`]).
 
+mod claims;
 mod outbox;
 mod rows;
 mod writer;
@@ -227,7 +228,7 @@ impl Store for SqliteStore {
         skip_urls: &[String],
     ) -> StoreResult<Vec<Dispatch>> {
         // 1. Find candidates on a reader, so an empty claim costs the writer nothing.
-        let ids = outbox::candidates(&self.readers, limit, skip_urls).await?;
+        let ids = claims::candidates(&self.readers, limit, skip_urls).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -243,7 +244,7 @@ impl Store for SqliteStore {
 
         // 3. Attach the bodies.
         let positions: Vec<i64> = leased.iter().map(|d| d.event_position).collect();
-        let bodies = outbox::bodies(&self.readers, &positions).await?;
+        let bodies = claims::bodies(&self.readers, &positions).await?;
         let leased_at = std::time::Instant::now();
         leased
             .into_iter()
@@ -262,7 +263,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_delivery(&self, skip_urls: &[String]) -> StoreResult<Option<String>> {
-        outbox::next_due(&self.readers, skip_urls).await
+        claims::next_due(&self.readers, skip_urls).await
     }
 
     async fn record_attempts(

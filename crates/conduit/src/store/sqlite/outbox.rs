@@ -12,14 +12,14 @@
 //! - at insert, in the event's own transaction, when it is the head of its lane
 //!   and the dispatcher said it can take it (the hot path: no claim round trip);
 //! - when the attempt before it in its lane is recorded (same transaction);
-//! - by a claim, for retries that came due and anything left behind.
+//! - by a claim (see [`super::claims`]), for retries that came due and anything
+//!   left behind.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
-use bytes::Bytes;
 use chrono::Duration;
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rows;
@@ -28,7 +28,7 @@ use crate::store::StoreResult;
 use crate::webhooks::model::{AttemptRecord, Delivery, Dispatch, Endpoint, NewDelivery};
 
 /// Rows of one lane that are still to be sent.
-const OPEN: &str = "status IN ('pending', 'failed')";
+pub(super) const OPEN: &str = "status IN ('pending', 'failed')";
 
 /// Rows written by one multi-row `INSERT`.
 const INSERT_CHUNK: usize = 64;
@@ -41,10 +41,9 @@ pub(super) struct Inserted {
 }
 
 /// The lease's end for a lease taken now.
-fn lease_end(lease_secs: u64) -> String {
+pub(super) fn lease_end(lease_secs: u64) -> String {
     format_time(now() + Duration::seconds(lease_secs as i64))
 }
-
 
 /// Writes deliveries; leases those the dispatcher can take that head their lane.
 pub(super) async fn insert(
@@ -87,7 +86,10 @@ pub(super) async fn insert(
         .collect();
 
     // 3. The rows, a chunk per statement.
-    for (chunk, hot) in deliveries.chunks(INSERT_CHUNK).zip(hot.chunks(INSERT_CHUNK)) {
+    for (chunk, hot) in deliveries
+        .chunks(INSERT_CHUNK)
+        .zip(hot.chunks(INSERT_CHUNK))
+    {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_deliveries (id, event_position, event_id, event_type, key_id, task_id, endpoint_id, url, headers, lane, status, attempts, next_attempt_at, lease_until, created_at, updated_at) ",
         );
@@ -100,7 +102,11 @@ pub(super) async fn insert(
                 .push_bind(d.task_id.clone())
                 .push_bind(d.endpoint_id.clone())
                 .push_bind(d.url.clone())
-                .push_bind(d.headers.as_ref().and_then(|h| serde_json::to_string(h).ok()))
+                .push_bind(
+                    d.headers
+                        .as_ref()
+                        .and_then(|h| serde_json::to_string(h).ok()),
+                )
                 .push_bind(d.lane.clone())
                 .push("'pending'")
                 .push("0")
@@ -150,117 +156,6 @@ fn new_record(d: &NewDelivery, ts: &str) -> Delivery {
         created_at: ts.to_string(),
         updated_at: ts.to_string(),
     }
-}
-
-/// Appends `AND d.url NOT IN (…)` for receivers the dispatcher cannot take now.
-fn push_skip(sql: &mut QueryBuilder<'_, Sqlite>, skip_urls: &[String]) {
-    if skip_urls.is_empty() {
-        return;
-    }
-    sql.push(" AND d.url NOT IN (");
-    let mut list = sql.separated(", ");
-    for url in skip_urls {
-        list.push_bind(url.clone());
-    }
-    sql.push(")");
-}
-
-/// Appends the lane gate: no earlier open delivery in the same lane.
-fn push_lane_gate(sql: &mut QueryBuilder<'_, Sqlite>) {
-    sql.push(format!(
-        " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.lane = d.lane
-           AND e.event_position < d.event_position AND e.{OPEN})"
-    ));
-}
-
-/// Ids of deliveries that are due, unleased and head their lane (read-only).
-pub(super) async fn candidates(
-    readers: &SqlitePool,
-    limit: u32,
-    skip_urls: &[String],
-) -> StoreResult<Vec<String>> {
-    let ts = format_time(now());
-    let mut sql = QueryBuilder::<Sqlite>::new(
-        "SELECT d.id FROM webhook_deliveries d WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= ",
-    );
-    sql.push_bind(ts.clone())
-        .push(" AND (d.lease_until IS NULL OR d.lease_until < ")
-        .push_bind(ts)
-        .push(")");
-    push_skip(&mut sql, skip_urls);
-    push_lane_gate(&mut sql);
-    sql.push(" ORDER BY d.next_attempt_at, d.event_position LIMIT ")
-        .push_bind(limit as i64);
-    let found = sql.build().fetch_all(readers).await?;
-    found.iter().map(|r| Ok(r.try_get(0)?)).collect()
-}
-
-/// Leases the given candidates, checking again that each is still claimable.
-pub(super) async fn lease(
-    conn: &mut SqliteConnection,
-    ids: &[String],
-    lease_secs: u64,
-) -> StoreResult<Vec<Delivery>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ts = format_time(now());
-    let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhook_deliveries AS d SET lease_until = ");
-    sql.push_bind(lease_end(lease_secs))
-        .push(" WHERE d.id IN (");
-    let mut list = sql.separated(", ");
-    for id in ids {
-        list.push_bind(id.clone());
-    }
-    sql.push(") AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ")
-        .push_bind(ts.clone())
-        .push(" AND (d.lease_until IS NULL OR d.lease_until < ")
-        .push_bind(ts)
-        .push(")");
-    push_lane_gate(&mut sql);
-    sql.push(" RETURNING *");
-    let found = sql.build().fetch_all(&mut *conn).await?;
-    let mut out: Vec<Delivery> = found.iter().map(rows::delivery).collect::<Result<_, _>>()?;
-    out.sort_by(|a, b| (&a.next_attempt_at, a.event_position).cmp(&(&b.next_attempt_at, b.event_position)));
-    Ok(out)
-}
-
-/// The bodies of the events at `positions`.
-pub(super) async fn bodies(
-    readers: &SqlitePool,
-    positions: &[i64],
-) -> StoreResult<HashMap<i64, Bytes>> {
-    let mut out = HashMap::with_capacity(positions.len());
-    for chunk in positions.chunks(500) {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM events WHERE position IN (");
-        let mut list = sql.separated(", ");
-        for position in chunk {
-            list.push_bind(*position);
-        }
-        sql.push(")");
-        for row in sql.build().fetch_all(readers).await? {
-            let event = rows::event(&row)?;
-            out.insert(event.position, event.body);
-        }
-    }
-    Ok(out)
-}
-
-/// When the next delivery the dispatcher could take becomes claimable: the
-/// earliest due time (or lease end) among lane heads not in `skip_urls`.
-pub(super) async fn next_due(
-    readers: &SqlitePool,
-    skip_urls: &[String],
-) -> StoreResult<Option<String>> {
-    let mut sql = QueryBuilder::<Sqlite>::new(
-        "SELECT MIN(CASE WHEN d.lease_until IS NOT NULL AND d.lease_until > d.next_attempt_at
-                    THEN d.lease_until ELSE d.next_attempt_at END)
-         FROM webhook_deliveries d WHERE d.status IN ('pending', 'failed')",
-    );
-    push_skip(&mut sql, skip_urls);
-    push_lane_gate(&mut sql);
-    let row = sql.build().fetch_one(readers).await?;
-    Ok(row.try_get(0)?)
 }
 
 /// Records attempts and their deliveries' next states; for each delivery that
@@ -359,32 +254,6 @@ pub(super) async fn retry(conn: &mut SqliteConnection, id: &str, ts: &str) -> St
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)
-}
-
-/// Gives leases back (the dispatcher took more than it can send soon).
-pub(super) async fn release(conn: &mut SqliteConnection, ids: &[String]) -> StoreResult<u64> {
-    let mut total = 0;
-    for chunk in ids.chunks(500) {
-        let mut sql =
-            QueryBuilder::<Sqlite>::new("UPDATE webhook_deliveries SET lease_until = NULL WHERE id IN (");
-        let mut list = sql.separated(", ");
-        for id in chunk {
-            list.push_bind(id.clone());
-        }
-        sql.push(")");
-        total += sql.build().execute(&mut *conn).await?.rows_affected();
-    }
-    Ok(total)
-}
-
-/// Drops every lease: at start, whatever a previous process held is free again.
-pub(super) async fn release_all(conn: &mut SqliteConnection) -> StoreResult<u64> {
-    let done = sqlx::query(
-        "UPDATE webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected())
 }
 
 pub(super) async fn cancel_endpoint(

@@ -85,6 +85,8 @@ pub(super) async fn run(
 }
 
 /// The result of one op inside a batch, before the batch committed.
+// Short-lived and moved once; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     Applied(StoreResult<Applied>),
     Deliveries(StoreResult<Vec<Delivery>>),
@@ -196,7 +198,7 @@ async fn apply_op(conn: &mut SqliteConnection, op: &Op, ts: &str, ctx: &WriterCo
         Op::Change(change, _) => Outcome::Applied(apply_change(conn, change, ts, ctx).await),
         Op::Claim {
             ids, lease_secs, ..
-        } => Outcome::Deliveries(super::outbox::lease(conn, ids, *lease_secs).await),
+        } => Outcome::Deliveries(super::claims::lease(conn, ids, *lease_secs).await),
         Op::Record(records, _) => Outcome::Next(super::outbox::record(conn, records, ts).await),
         Op::Retry(id, _) => Outcome::Flag(super::outbox::retry(conn, id, ts).await),
         Op::Insert(deliveries, _) => Outcome::Count(
@@ -208,9 +210,9 @@ async fn apply_op(conn: &mut SqliteConnection, op: &Op, ts: &str, ctx: &WriterCo
             Outcome::Count(super::outbox::cancel_endpoint(conn, id, ts).await)
         }
         Op::Release(ids, _) if ids.is_empty() => {
-            Outcome::Count(super::outbox::release_all(conn).await)
+            Outcome::Count(super::claims::release_all(conn).await)
         }
-        Op::Release(ids, _) => Outcome::Count(super::outbox::release(conn, ids).await),
+        Op::Release(ids, _) => Outcome::Count(super::claims::release(conn, ids).await),
     }
 }
 

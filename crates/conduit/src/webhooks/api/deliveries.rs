@@ -19,6 +19,13 @@ use crate::webhooks::model::{Delivery, DeliveryQuery, NewDelivery};
 /// The statuses a delivery can have.
 const STATUSES: &[&str] = &["pending", "succeeded", "failed", "dead", "cancelled"];
 
+/// Where a replay goes: URL, registered endpoint (if any), extra headers.
+type Receiver = (
+    String,
+    Option<String>,
+    Option<serde_json::Map<String, Value>>,
+);
+
 /// The delivery as the API shows it.
 fn view(d: &Delivery) -> Value {
     let mut value = serde_json::to_value(d).unwrap_or_default();
@@ -37,6 +44,9 @@ async fn find<S: Scope>(app: &App, scope: &S, id: &str) -> Result<Delivery, ApiE
 
 /// `GET …/webhooks/deliveries?status=&endpoint_id=&task_id=&event_id=&limit=`,
 /// newest first.
+// LIMITATION: no cursor yet: only the newest `limit` (at most 100) deliveries
+// that match are listed, with `has_more`. An `after=` cursor on (created_at, id),
+// as `GET /v1/tasks` has, would page through the rest.
 pub(super) async fn list<S: Scope>(
     State(app): State<Arc<App>>,
     scope: S,
@@ -50,14 +60,25 @@ pub(super) async fn list<S: Scope>(
         return Err(ApiError::invalid(
             "status",
             "invalid_value",
-            format!("`{status}` is not a delivery status; use one of: {}.", STATUSES.join(", ")),
+            format!(
+                "`{status}` is not a delivery status; use one of: {}.",
+                STATUSES.join(", ")
+            ),
         ));
     }
     let limit = match param("limit") {
         None => 20,
-        Some(text) => text.parse::<u32>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
-            ApiError::invalid("limit", "invalid_value", "`limit` must be a whole number from 1 to 100.")
-        })?,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    "invalid_value",
+                    "`limit` must be a whole number from 1 to 100.",
+                )
+            })?,
     };
     let query = DeliveryQuery {
         owner: scope.owner(),
@@ -71,7 +92,9 @@ pub(super) async fn list<S: Scope>(
     let has_more = found.len() > limit as usize;
     found.truncate(limit as usize);
     let data: Vec<Value> = found.iter().map(view).collect();
-    Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})))
+    Ok(Json(
+        json!({"object": "list", "data": data, "has_more": has_more}),
+    ))
 }
 
 /// `GET …/webhooks/deliveries/{id}`.
@@ -101,7 +124,9 @@ pub(super) async fn attempts<S: Scope>(
             value
         })
         .collect();
-    Ok(Json(json!({"object": "list", "data": data, "has_more": false})))
+    Ok(Json(
+        json!({"object": "list", "data": data, "has_more": false}),
+    ))
 }
 
 /// `POST …/webhooks/deliveries/{id}/retry`: one more attempt now, whatever the
@@ -154,8 +179,7 @@ pub(super) async fn redeliver(
         .ok_or_else(|| ApiError::not_found("event"))?;
 
     // 1. The receivers: the task's own URL, and the key's endpoints that want it.
-    let mut receivers: Vec<(String, Option<String>, Option<serde_json::Map<String, Value>>)> =
-        Vec::new();
+    let mut receivers: Vec<Receiver> = Vec::new();
     if let Some(task_id) = &event.task_id
         && let Some(task) = app.store.task(task_id).await?
         && task.key_id == key_id
@@ -163,7 +187,11 @@ pub(super) async fn redeliver(
     {
         receivers.push((url, None, task.webhook_headers));
     }
-    for endpoint in app.webhooks.endpoints.subscribed(Some(&key_id), &event.event_type) {
+    for endpoint in app
+        .webhooks
+        .endpoints
+        .subscribed(Some(&key_id), &event.event_type)
+    {
         let headers = (!endpoint.headers.is_empty()).then(|| endpoint.headers.clone());
         receivers.push((endpoint.url.clone(), Some(endpoint.id.clone()), headers));
     }

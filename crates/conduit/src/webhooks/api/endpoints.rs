@@ -20,7 +20,7 @@ use crate::store::Change;
 use crate::webhooks::model::Endpoint;
 use crate::webhooks::signing;
 
-/// Endpoints one owner may register.
+/// Endpoints one owner may register (so the list needs no paging).
 const MAX_ENDPOINTS: usize = 500;
 /// Custom headers one endpoint may carry.
 const MAX_HEADERS: usize = 20;
@@ -70,14 +70,19 @@ fn events(fields: &Fields<'_>) -> Result<Option<Vec<String>>, ApiError> {
         return Ok(None);
     };
     let Value::Array(items) = value else {
-        return Err(bad("`events` must be a list such as [\"image.*\", \"video.completed\"].".into()));
+        return Err(bad(
+            "`events` must be a list such as [\"image.*\", \"video.completed\"].".into(),
+        ));
     };
     if items.is_empty() || items.len() > 100 {
         return Err(bad("`events` must hold from 1 to 100 patterns.".into()));
     }
     let patterns: Vec<&str> = items
         .iter()
-        .map(|v| v.as_str().ok_or_else(|| bad("Every entry of `events` must be a string.".into())))
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| bad("Every entry of `events` must be a string.".into()))
+        })
         .collect::<Result<_, _>>()?;
     TypeFilter::from_patterns(patterns.iter().copied()).map_err(|e| bad(format!("{e}.")))?;
     Ok(Some(patterns.into_iter().map(str::to_string).collect()))
@@ -90,17 +95,22 @@ fn headers(fields: &Fields<'_>) -> Result<Option<Map<String, Value>>, ApiError> 
         return Ok(None);
     };
     if map.len() > MAX_HEADERS {
-        return Err(bad(format!("`headers` may hold at most {MAX_HEADERS} headers.")));
+        return Err(bad(format!(
+            "`headers` may hold at most {MAX_HEADERS} headers."
+        )));
     }
     for (name, value) in &map {
         if signing::is_reserved(name) {
-            return Err(bad(format!("The header `{name}` is set by Conduit and cannot be replaced.")));
+            return Err(bad(format!(
+                "The header `{name}` is set by Conduit and cannot be replaced."
+            )));
         }
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(bad(format!("`{name}` is not a valid header name.")));
         }
         match value {
-            Value::String(v) if v.len() <= 1024 && reqwest::header::HeaderValue::from_str(v).is_ok() => {}
+            Value::String(v)
+                if v.len() <= 1024 && reqwest::header::HeaderValue::from_str(v).is_ok() => {}
             _ => {
                 return Err(bad(format!(
                     "The value of `{name}` must be a header-safe string of at most 1024 bytes."
@@ -116,7 +126,9 @@ fn rate_limit(fields: &Fields<'_>) -> Result<Option<Option<u32>>, ApiError> {
     if !fields.0.contains_key("rate_limit") {
         return Ok(None);
     }
-    Ok(Some(fields.integer("rate_limit", 1..=10_000)?.map(|v| v as u32)))
+    Ok(Some(
+        fields.integer("rate_limit", 1..=10_000)?.map(|v| v as u32),
+    ))
 }
 
 /// Writes the endpoint and returns it as committed.
@@ -145,7 +157,9 @@ pub(super) async fn create<S: Scope>(
     if app.webhooks.endpoints.of_owner(scope.key_id()).len() >= MAX_ENDPOINTS {
         return Err(ApiError::conflict(
             "too_many_endpoints",
-            format!("At most {MAX_ENDPOINTS} webhook endpoints may be registered; delete one first."),
+            format!(
+                "At most {MAX_ENDPOINTS} webhook endpoints may be registered; delete one first."
+            ),
         ));
     }
     let ts = format_time(now());
@@ -262,7 +276,9 @@ pub(super) async fn delete<S: Scope>(
         .apply(Change::DeleteEndpoint { id: id.clone() })
         .await?;
     tracing::info!(endpoint_id = %id, "webhook endpoint deleted");
-    Ok(Json(json!({"id": id, "object": "webhook_endpoint", "deleted": true})))
+    Ok(Json(
+        json!({"id": id, "object": "webhook_endpoint", "deleted": true}),
+    ))
 }
 
 /// `GET …/webhooks/{id}/secret`.
@@ -272,7 +288,9 @@ pub(super) async fn secret<S: Scope>(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let endpoint = find(&app, &scope, &id)?;
-    Ok(Json(json!({"object": "webhook_secret", "secret": endpoint.secret})))
+    Ok(Json(
+        json!({"object": "webhook_secret", "secret": endpoint.secret}),
+    ))
 }
 
 /// `POST …/webhooks/{id}/rotate-secret`: a new secret; the old one keeps

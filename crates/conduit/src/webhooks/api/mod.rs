@@ -48,7 +48,9 @@ impl FromRequestParts<Arc<App>> for KeyScope {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        ClientKey::from_request_parts(parts, app).await.map(KeyScope)
+        ClientKey::from_request_parts(parts, app)
+            .await
+            .map(KeyScope)
     }
 }
 
@@ -91,7 +93,10 @@ fn routes<S: Scope>(prefix: &str) -> Router<Arc<App>> {
             &path("/deliveries/{id}/attempts"),
             get(deliveries::attempts::<S>),
         )
-        .route(&path("/deliveries/{id}/retry"), post(deliveries::retry::<S>))
+        .route(
+            &path("/deliveries/{id}/retry"),
+            post(deliveries::retry::<S>),
+        )
         .route(
             &path("/{id}"),
             get(endpoints::get::<S>)
