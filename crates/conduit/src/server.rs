@@ -291,13 +291,6 @@ async fn key_upkeep(app: Arc<App>) {
         let Ok(stored) = app.store.keys().await else {
             continue;
         };
-        let present: std::collections::HashSet<String> =
-            stored.iter().map(|k| k.id.clone()).collect();
-        for known in app.keys.all() {
-            if !present.contains(&known.id) {
-                app.keys.remove(&known.id);
-            }
-        }
         for key in stored {
             let current = app.keys.by_id(&key.id);
             if current

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -19,29 +19,6 @@ use crate::providers::models::ModelInfo;
 use crate::tasks::cache::TaskView;
 use crate::tasks::model::{TaskStatus, TaskType};
 use crate::tasks::{self, NewTask};
-
-/// Header names a client's `webhook_headers` may not set.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "content-encoding",
-    "host",
-    "user-agent",
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-connection",
-    "x-conduit-signature",
-    "x-conduit-event",
-    "x-conduit-delivery",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-];
 
 /// The fields every submit route shares.
 pub(super) struct Common {
@@ -78,31 +55,14 @@ pub(super) async fn common(
 }
 
 fn check_webhook_headers(headers: &Map<String, Value>) -> Result<(), ApiError> {
-    let bad =
-        |message: String| ApiError::invalid("webhook_headers", "invalid_webhook_headers", message);
-    if headers.len() > 20 {
-        return Err(bad("`webhook_headers` may hold at most 20 headers.".into()));
+    match crate::webhooks::custom_headers_problem("webhook_headers", headers) {
+        Some(problem) => Err(ApiError::invalid(
+            "webhook_headers",
+            "invalid_webhook_headers",
+            problem,
+        )),
+        None => Ok(()),
     }
-    for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str()) {
-            return Err(bad(format!(
-                "The header `{name}` is set by Conduit and cannot be replaced."
-            )));
-        }
-        if header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(bad(format!("`{name}` is not a valid header name.")));
-        }
-        match value {
-            Value::String(v) if v.len() <= 1024 && header::HeaderValue::from_str(v).is_ok() => {}
-            _ => {
-                return Err(bad(format!(
-                    "The value of `{name}` must be a header-safe string of at most 1024 bytes."
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Checks what the key may do before any work is accepted.

@@ -172,3 +172,34 @@ pub fn start(app: Arc<crate::app::App>) {
     tokio::spawn(claimer::run(app, gate, tx));
     tracing::info!("webhook dispatcher started");
 }
+
+/// Most custom headers a task or an endpoint may add to its deliveries.
+pub const MAX_CUSTOM_HEADERS: usize = 20;
+
+/// What is wrong with custom delivery headers, if anything: too many, a name
+/// Conduit sets itself, an invalid name, or a value that is not a header-safe
+/// string of at most 1024 bytes. `field` names the request field in the message.
+pub fn custom_headers_problem(
+    field: &str,
+    headers: &serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
+    if headers.len() > MAX_CUSTOM_HEADERS {
+        return Some(format!("`{field}` may hold at most {MAX_CUSTOM_HEADERS} headers."));
+    }
+    for (name, value) in headers {
+        if signing::is_reserved(name) {
+            return Some(format!("The header `{name}` is set by Conduit and cannot be replaced."));
+        }
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Some(format!("`{name}` is not a valid header name."));
+        }
+        let safe = matches!(value, serde_json::Value::String(v)
+            if v.len() <= 1024 && reqwest::header::HeaderValue::from_str(v).is_ok());
+        if !safe {
+            return Some(format!(
+                "The value of `{name}` must be a header-safe string of at most 1024 bytes."
+            ));
+        }
+    }
+    None
+}

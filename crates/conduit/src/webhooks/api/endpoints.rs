@@ -18,12 +18,10 @@ use crate::ids::{format_time, new_id, now};
 use crate::keys::secrets;
 use crate::store::Change;
 use crate::webhooks::model::Endpoint;
-use crate::webhooks::signing;
 
 /// Endpoints one owner may register (so the list needs no paging).
 const MAX_ENDPOINTS: usize = 500;
-/// Custom headers one endpoint may carry.
-const MAX_HEADERS: usize = 20;
+
 
 /// The endpoint as the API shows it (never its secret).
 fn view(e: &Endpoint) -> Value {
@@ -94,29 +92,8 @@ fn headers(fields: &Fields<'_>) -> Result<Option<Map<String, Value>>, ApiError> 
     let Some(map) = fields.object("headers")? else {
         return Ok(None);
     };
-    if map.len() > MAX_HEADERS {
-        return Err(bad(format!(
-            "`headers` may hold at most {MAX_HEADERS} headers."
-        )));
-    }
-    for (name, value) in &map {
-        if signing::is_reserved(name) {
-            return Err(bad(format!(
-                "The header `{name}` is set by Conduit and cannot be replaced."
-            )));
-        }
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(bad(format!("`{name}` is not a valid header name.")));
-        }
-        match value {
-            Value::String(v)
-                if v.len() <= 1024 && reqwest::header::HeaderValue::from_str(v).is_ok() => {}
-            _ => {
-                return Err(bad(format!(
-                    "The value of `{name}` must be a header-safe string of at most 1024 bytes."
-                )));
-            }
-        }
+    if let Some(problem) = crate::webhooks::custom_headers_problem("headers", &map) {
+        return Err(bad(problem));
     }
     Ok(Some(map))
 }
