@@ -12,6 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{admin, announce, events, images, ops, speech, tasks, transcribe, videos};
+use crate::webhooks::api as webhooks;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -90,10 +91,34 @@ impl Modify for Security {
     }
 }
 
-/// The webhook routes of `webhooks::api`: list each handler annotated with
-/// `#[utoipa::path]` here as the routes are added.
+/// The webhook routes of `webhooks::api`: a key's endpoints and deliveries,
+/// event replay, and the operator's system-event endpoints.
 #[derive(OpenApi)]
-#[openapi(paths())]
+#[openapi(paths(
+    webhooks::key::create_webhook_endpoint,
+    webhooks::key::list_webhook_endpoints,
+    webhooks::key::get_webhook_endpoint,
+    webhooks::key::update_webhook_endpoint,
+    webhooks::key::delete_webhook_endpoint,
+    webhooks::key::get_webhook_endpoint_secret,
+    webhooks::key::rotate_webhook_endpoint_secret,
+    webhooks::key::list_webhook_deliveries,
+    webhooks::key::get_webhook_delivery,
+    webhooks::key::list_webhook_delivery_attempts,
+    webhooks::key::retry_webhook_delivery,
+    webhooks::deliveries::redeliver,
+    webhooks::admin::create_system_webhook_endpoint,
+    webhooks::admin::list_system_webhook_endpoints,
+    webhooks::admin::get_system_webhook_endpoint,
+    webhooks::admin::update_system_webhook_endpoint,
+    webhooks::admin::delete_system_webhook_endpoint,
+    webhooks::admin::get_system_webhook_endpoint_secret,
+    webhooks::admin::rotate_system_webhook_endpoint_secret,
+    webhooks::admin::list_system_webhook_deliveries,
+    webhooks::admin::get_system_webhook_delivery,
+    webhooks::admin::list_system_webhook_delivery_attempts,
+    webhooks::admin::retry_system_webhook_delivery,
+))]
 struct WebhooksDoc;
 
 /// The whole document.

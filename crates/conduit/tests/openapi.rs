@@ -73,6 +73,28 @@ async fn every_route_is_documented_with_its_bodies() {
                 "{method} {path} says nothing of credentials"
             );
         }
+        if path.starts_with("/admin/") {
+            assert!(
+                operation["security"].to_string().contains("master_key"),
+                "{method} {path} does not ask for the master key"
+            );
+        }
+    }
+
+    // The webhook routes are in the table, for both scopes.
+    for (method, path) in [
+        (Method::POST, "/v1/webhooks"),
+        (Method::PATCH, "/v1/webhooks/{id}"),
+        (Method::POST, "/v1/webhooks/deliveries/{id}/retry"),
+        (Method::POST, "/v1/events/{id}/redeliver"),
+        (Method::POST, "/admin/v1/webhooks"),
+        (Method::DELETE, "/admin/v1/webhooks/{id}"),
+        (Method::GET, "/admin/v1/webhooks/deliveries/{id}/attempts"),
+    ] {
+        assert!(
+            routes.contains(&(method.clone(), path)),
+            "{method} {path} is not in the route table"
+        );
     }
 
     // Submit routes reference their request schema, and the schemas are there.
@@ -82,6 +104,8 @@ async fn every_route_is_documented_with_its_bodies() {
         ("/v1/videos/generations", "VideoGenerationRequest"),
         ("/v1/audio/speech", "SpeechRequest"),
         ("/admin/v1/keys", "CreateKeyRequest"),
+        ("/v1/webhooks", "CreateWebhookEndpointRequest"),
+        ("/admin/v1/webhooks", "CreateWebhookEndpointRequest"),
     ] {
         let body = doc["paths"][path]["post"]["requestBody"].to_string();
         assert!(
@@ -89,6 +113,47 @@ async fn every_route_is_documented_with_its_bodies() {
             "{path}: {body}"
         );
     }
+    for path in ["/v1/webhooks/{id}", "/admin/v1/webhooks/{id}"] {
+        let body = doc["paths"][path]["patch"]["requestBody"].to_string();
+        assert!(
+            body.contains("#/components/schemas/UpdateWebhookEndpointRequest"),
+            "{path}: {body}"
+        );
+    }
+
+    // Webhook answers reference their schemas, in both scopes.
+    for prefix in ["/v1/webhooks", "/admin/v1/webhooks"] {
+        for (method, rest, status, schema) in [
+            ("post", "", "201", "CreatedWebhookEndpoint"),
+            ("get", "", "200", "WebhookEndpointList"),
+            ("get", "/{id}", "200", "WebhookEndpoint"),
+            ("patch", "/{id}", "200", "WebhookEndpoint"),
+            ("delete", "/{id}", "200", "DeletedWebhookEndpoint"),
+            ("get", "/{id}/secret", "200", "WebhookSecret"),
+            ("post", "/{id}/rotate-secret", "200", "WebhookSecret"),
+            ("get", "/deliveries", "200", "WebhookDeliveryList"),
+            ("get", "/deliveries/{id}", "200", "WebhookDelivery"),
+            (
+                "get",
+                "/deliveries/{id}/attempts",
+                "200",
+                "WebhookAttemptList",
+            ),
+            ("post", "/deliveries/{id}/retry", "202", "WebhookDelivery"),
+        ] {
+            let path = format!("{prefix}{rest}");
+            let answer = doc["paths"][&path][method]["responses"][status].to_string();
+            assert!(
+                answer.contains(&format!("#/components/schemas/{schema}\"")),
+                "{method} {path} {status}: {answer}"
+            );
+        }
+    }
+    let answer = doc["paths"]["/v1/events/{id}/redeliver"]["post"]["responses"]["202"].to_string();
+    assert!(
+        answer.contains("#/components/schemas/WebhookDeliveryList"),
+        "{answer}"
+    );
     let form = doc["paths"]["/v1/audio/transcriptions"]["post"]["requestBody"]["content"].clone();
     assert!(form.get("multipart/form-data").is_some(), "{form}");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
@@ -98,6 +163,11 @@ async fn every_route_is_documented_with_its_bodies() {
         "TaskObject",
         "EventList",
         "ErrorBody",
+        "WebhookEndpoint",
+        "WebhookDelivery",
+        "Delivery",
+        "WebhookAttempt",
+        "Attempt",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
@@ -139,6 +209,23 @@ fn properties(doc: &Value, name: &str) -> Vec<String> {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_in_the_route_table() {
+    let server = TestServer::start().await;
+    let doc = document(&server).await;
+    let routes: Vec<(String, String)> = conduit::api::routes()
+        .iter()
+        .map(|(m, p)| (m.as_str().to_lowercase(), p.to_string()))
+        .collect();
+    for (method, path) in operations(&doc) {
+        assert!(
+            routes.contains(&(method.clone(), path.clone()))
+                || (method == "get" && path == conduit::api::MEDIA_ROUTE),
+            "{method} {path} is documented but not in the route table"
+        );
+    }
 }
 
 #[tokio::test]

@@ -28,12 +28,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::app::App;
 use crate::error::ApiError;
 
-/// Every route of the client, admin and operations API, as `(method, path,
-/// handler)`. The router is built from this table and `/openapi.json` is
-/// checked against it, so neither can drift from the other. Webhook routes come
-/// from `webhooks::api`, media from a file service, hubs from `hubs`.
+/// Every route of the client, admin, webhook and operations API, as `(method,
+/// path, handler)`. The router is built from this table and `/openapi.json` is
+/// checked against it, so neither can drift from the other. Webhook routes are
+/// listed by `webhooks::api`, media come from a file service, hubs from `hubs`.
 fn table() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
-    vec![
+    let mut table = vec![
         (Method::POST, "/v1/images/generations", post(images::images)),
         (
             Method::POST,
@@ -101,7 +101,9 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
         (Method::GET, "/ready", get(ops::ready)),
         (Method::GET, "/metrics", get(ops::metrics)),
         (Method::GET, "/openapi.json", get(crate::openapi::document)),
-    ]
+    ];
+    table.extend(crate::webhooks::api::table());
+    table
 }
 
 /// The `(method, path)` of every route in the table, in axum's path syntax;
@@ -129,9 +131,7 @@ pub fn router(app: Arc<App>) -> Router {
     for (_, path, handler) in table() {
         api = api.route(path, handler);
     }
-    api.merge(crate::webhooks::api::router())
-        .merge(crate::webhooks::api::admin_router())
-        .nest_service("/v1/media", media)
+    api.nest_service("/v1/media", media)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))

@@ -8,3 +8,4 @@
 pub mod admin;
 pub mod requests;
 pub mod responses;
+pub mod webhooks;

@@ -8,9 +8,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{KeyScope, Scope};
+use crate::api::schema::webhooks::{
+    WebhookAttempt, WebhookAttemptList, WebhookDelivery, WebhookDeliveryList,
+};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ids::new_id;
@@ -27,10 +30,11 @@ type Receiver = (
 );
 
 /// The delivery as the API shows it.
-fn view(d: &Delivery) -> Value {
-    let mut value = serde_json::to_value(d).unwrap_or_default();
-    value["object"] = json!("webhook_delivery");
-    value
+fn view(d: Delivery) -> WebhookDelivery {
+    WebhookDelivery {
+        delivery: d,
+        object: "webhook_delivery",
+    }
 }
 
 /// The delivery `id` if this scope may see it; 404 otherwise.
@@ -51,7 +55,7 @@ pub(super) async fn list<S: Scope>(
     State(app): State<Arc<App>>,
     scope: S,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookDeliveryList>, ApiError> {
     let param = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
     let status = param("status");
     if let Some(status) = &status
@@ -91,10 +95,11 @@ pub(super) async fn list<S: Scope>(
     let mut found = app.store.deliveries(&query).await?;
     let has_more = found.len() > limit as usize;
     found.truncate(limit as usize);
-    let data: Vec<Value> = found.iter().map(view).collect();
-    Ok(Json(
-        json!({"object": "list", "data": data, "has_more": has_more}),
-    ))
+    Ok(Json(WebhookDeliveryList {
+        object: "list",
+        data: found.into_iter().map(view).collect(),
+        has_more,
+    }))
 }
 
 /// `GET …/webhooks/deliveries/{id}`.
@@ -102,8 +107,8 @@ pub(super) async fn get<S: Scope>(
     State(app): State<Arc<App>>,
     scope: S,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view(&find(&app, &scope, &id).await?)))
+) -> Result<Json<WebhookDelivery>, ApiError> {
+    Ok(Json(view(find(&app, &scope, &id).await?)))
 }
 
 /// `GET …/webhooks/deliveries/{id}/attempts`, first attempt first.
@@ -111,22 +116,23 @@ pub(super) async fn attempts<S: Scope>(
     State(app): State<Arc<App>>,
     scope: S,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookAttemptList>, ApiError> {
     find(&app, &scope, &id).await?;
-    let data: Vec<Value> = app
+    let data = app
         .store
         .attempts(&id)
         .await?
-        .iter()
-        .map(|a| {
-            let mut value = serde_json::to_value(a).unwrap_or_default();
-            value["object"] = json!("webhook_attempt");
-            value
+        .into_iter()
+        .map(|attempt| WebhookAttempt {
+            attempt,
+            object: "webhook_attempt",
         })
         .collect();
-    Ok(Json(
-        json!({"object": "list", "data": data, "has_more": false}),
-    ))
+    Ok(Json(WebhookAttemptList {
+        object: "list",
+        data,
+        has_more: false,
+    }))
 }
 
 /// `POST …/webhooks/deliveries/{id}/retry`: one more attempt now, whatever the
@@ -159,13 +165,25 @@ pub(super) async fn retry<S: Scope>(
     }
     app.webhooks.wake.wake_claims();
     let delivery = find(&app, &scope, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(&delivery))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(view(delivery))).into_response())
 }
 
 /// `POST /v1/events/{id}/redeliver`: fresh deliveries of one of the key's
 /// events to its current endpoints (that want the type) and, for a task event,
 /// the task's `webhook_url`. Replays are sent at once, outside the lane order.
-pub(super) async fn redeliver(
+#[utoipa::path(
+    post,
+    path = "/v1/events/{id}/redeliver",
+    tag = "webhooks",
+    description = "Fresh deliveries of one of the key's events: to its current endpoints that want the type and, for a task event, to the task's `webhook_url`. Replays are sent at once, outside the lane order.",
+    params(("id" = String, Path, description = "The event id, `evt_…`.")),
+    responses(
+        (status = 202, description = "The new deliveries (none when nothing wants the event).", body = WebhookDeliveryList),
+        (status = 404, description = "No such event for this key.", body = crate::error::ErrorBody)
+    ),
+    security(("virtual_key" = []))
+)]
+pub(crate) async fn redeliver(
     State(app): State<Arc<App>>,
     scope: KeyScope,
     Path(id): Path<String>,
@@ -227,12 +245,13 @@ pub(super) async fn redeliver(
     let mut data = Vec::with_capacity(ids.len());
     for id in &ids {
         if let Some(d) = app.store.delivery(id).await? {
-            data.push(view(&d));
+            data.push(view(d));
         }
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"object": "list", "data": data, "has_more": false})),
-    )
-        .into_response())
+    let list = WebhookDeliveryList {
+        object: "list",
+        data,
+        has_more: false,
+    };
+    Ok((StatusCode::ACCEPTED, Json(list)).into_response())
 }

@@ -7,10 +7,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::Scope;
 use crate::api::fields::{Fields, JsonBody};
+use crate::api::schema::webhooks::{
+    CreatedWebhookEndpoint, DeletedWebhookEndpoint, WebhookEndpoint, WebhookEndpointList,
+    WebhookSecret,
+};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::events::filter::TypeFilter;
@@ -22,24 +26,23 @@ use crate::webhooks::model::Endpoint;
 /// Endpoints one owner may register (so the list needs no paging).
 const MAX_ENDPOINTS: usize = 500;
 
-
 /// The endpoint as the API shows it (never its secret).
-fn view(e: &Endpoint) -> Value {
-    json!({
-        "id": e.id,
-        "object": "webhook_endpoint",
-        "url": e.url,
-        "description": e.description,
-        "events": e.events,
-        "rate_limit": e.rate_limit,
-        "headers": e.headers,
-        "status": e.status,
-        "disabled_reason": e.disabled_reason,
-        "last_success_at": e.last_success_at,
-        "failing_since": e.failing_since,
-        "created_at": e.created_at,
-        "updated_at": e.updated_at,
-    })
+fn view(e: &Endpoint) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: e.id.clone(),
+        object: "webhook_endpoint",
+        url: e.url.clone(),
+        description: e.description.clone(),
+        events: e.events.clone(),
+        rate_limit: e.rate_limit,
+        headers: e.headers.clone(),
+        status: e.status.clone(),
+        disabled_reason: e.disabled_reason.clone(),
+        last_success_at: e.last_success_at.clone(),
+        failing_since: e.failing_since.clone(),
+        created_at: e.created_at.clone(),
+        updated_at: e.updated_at.clone(),
+    }
 }
 
 /// The endpoint `id` if this scope may see it; 404 otherwise.
@@ -162,21 +165,30 @@ pub(super) async fn create<S: Scope>(
     )
     .await?;
     tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
-    let mut record = view(&endpoint);
-    record["secret"] = json!(endpoint.secret);
-    Ok((StatusCode::CREATED, Json(record)).into_response())
+    let created = CreatedWebhookEndpoint {
+        endpoint: view(&endpoint),
+        secret: endpoint.secret,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `GET …/webhooks`: the scope's endpoints, oldest first.
-pub(super) async fn list<S: Scope>(State(app): State<Arc<App>>, scope: S) -> Json<Value> {
-    let data: Vec<Value> = app
+pub(super) async fn list<S: Scope>(
+    State(app): State<Arc<App>>,
+    scope: S,
+) -> Json<WebhookEndpointList> {
+    let data = app
         .webhooks
         .endpoints
         .of_owner(scope.key_id())
         .iter()
         .map(|e| view(e))
         .collect();
-    Json(json!({"object": "list", "data": data, "has_more": false}))
+    Json(WebhookEndpointList {
+        object: "list",
+        data,
+        has_more: false,
+    })
 }
 
 /// `GET …/webhooks/{id}`.
@@ -184,7 +196,7 @@ pub(super) async fn get<S: Scope>(
     State(app): State<Arc<App>>,
     scope: S,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookEndpoint>, ApiError> {
     let endpoint = find(&app, &scope, &id)?;
     Ok(Json(view(&endpoint)))
 }
@@ -197,7 +209,7 @@ pub(super) async fn update<S: Scope>(
     scope: S,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookEndpoint>, ApiError> {
     let fields = Fields(&body);
     let url = match fields.string("url", 2048)? {
         Some(url) => Some(checked_url(&app, &url).await?),
@@ -246,16 +258,18 @@ pub(super) async fn delete<S: Scope>(
     State(app): State<Arc<App>>,
     scope: S,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedWebhookEndpoint>, ApiError> {
     let _edit = app.webhooks.endpoints.edit().await;
     find(&app, &scope, &id)?;
     app.store
         .apply(Change::DeleteEndpoint { id: id.clone() })
         .await?;
     tracing::info!(endpoint_id = %id, "webhook endpoint deleted");
-    Ok(Json(
-        json!({"id": id, "object": "webhook_endpoint", "deleted": true}),
-    ))
+    Ok(Json(DeletedWebhookEndpoint {
+        id,
+        object: "webhook_endpoint",
+        deleted: true,
+    }))
 }
 
 /// `GET …/webhooks/{id}/secret`.
@@ -263,11 +277,13 @@ pub(super) async fn secret<S: Scope>(
     State(app): State<Arc<App>>,
     scope: S,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookSecret>, ApiError> {
     let endpoint = find(&app, &scope, &id)?;
-    Ok(Json(
-        json!({"object": "webhook_secret", "secret": endpoint.secret}),
-    ))
+    Ok(Json(WebhookSecret {
+        object: "webhook_secret",
+        secret: endpoint.secret.clone(),
+        previous_secret_expires_at: None,
+    }))
 }
 
 /// `POST …/webhooks/{id}/rotate-secret`: a new secret; the old one keeps
@@ -276,7 +292,7 @@ pub(super) async fn rotate_secret<S: Scope>(
     State(app): State<Arc<App>>,
     scope: S,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookSecret>, ApiError> {
     let _edit = app.webhooks.endpoints.edit().await;
     let mut endpoint = (*find(&app, &scope, &id)?).clone();
     let grace = chrono::Duration::from_std(app.config.webhook_secret_grace).unwrap_or_default();
@@ -286,9 +302,9 @@ pub(super) async fn rotate_secret<S: Scope>(
     endpoint.updated_at = format_time(now());
     let endpoint = put(&app, endpoint).await?;
     tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint secret rotated");
-    Ok(Json(json!({
-        "object": "webhook_secret",
-        "secret": endpoint.secret,
-        "previous_secret_expires_at": until,
-    })))
+    Ok(Json(WebhookSecret {
+        object: "webhook_secret",
+        secret: endpoint.secret,
+        previous_secret_expires_at: Some(until),
+    }))
 }

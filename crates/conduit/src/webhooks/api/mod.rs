@@ -4,16 +4,23 @@
 //! deliveries under `/v1/webhooks` (its task and key events), and the operator's
 //! system-event endpoints under `/admin/v1/webhooks` (master key). A record of
 //! another scope answers 404, exactly like an unknown id.
+//!
+//! The handlers of [`endpoints`] and [`deliveries`] are generic over the
+//! [`Scope`]; [`key`] and [`admin`] instantiate each for one scope, documented
+//! with `#[utoipa::path]`, and [`table`] routes them (through `api::routes()`,
+//! which `/openapi.json` is checked against).
 
-mod deliveries;
+pub(crate) mod admin;
+pub(crate) mod deliveries;
 mod endpoints;
+pub(crate) mod key;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 
 use super::model::Owner;
 use crate::app::App;
@@ -79,45 +86,125 @@ impl Scope for SystemScope {
     }
 }
 
-/// The routes of one scope under `prefix`.
-fn routes<S: Scope>(prefix: &str) -> Router<Arc<App>> {
-    let path = |rest: &str| format!("{prefix}{rest}");
-    Router::new()
-        .route(
-            &path(""),
-            post(endpoints::create::<S>).get(endpoints::list::<S>),
-        )
-        .route(&path("/deliveries"), get(deliveries::list::<S>))
-        .route(&path("/deliveries/{id}"), get(deliveries::get::<S>))
-        .route(
-            &path("/deliveries/{id}/attempts"),
-            get(deliveries::attempts::<S>),
-        )
-        .route(
-            &path("/deliveries/{id}/retry"),
-            post(deliveries::retry::<S>),
-        )
-        .route(
-            &path("/{id}"),
-            get(endpoints::get::<S>)
-                .patch(endpoints::update::<S>)
-                .delete(endpoints::delete::<S>),
-        )
-        .route(&path("/{id}/secret"), get(endpoints::secret::<S>))
-        .route(
-            &path("/{id}/rotate-secret"),
-            post(endpoints::rotate_secret::<S>),
-        )
-}
-
-/// `/v1/webhooks…` routes for a key's own endpoints and deliveries, and
-/// `/v1/events/{id}/redeliver`.
-pub fn router() -> Router<Arc<App>> {
-    routes::<KeyScope>("/v1/webhooks")
-        .route("/v1/events/{id}/redeliver", post(deliveries::redeliver))
-}
-
-/// `/admin/v1/webhooks…` routes for system-event endpoints.
-pub fn admin_router() -> Router<Arc<App>> {
-    routes::<SystemScope>("/admin/v1/webhooks")
+/// Every webhook route as `(method, path, handler)`: a key's under
+/// `/v1/webhooks` and `/v1/events/{id}/redeliver`, the operator's under
+/// `/admin/v1/webhooks`. Part of `api::table()`.
+pub(crate) fn table() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
+    vec![
+        (
+            Method::POST,
+            "/v1/webhooks",
+            post(key::create_webhook_endpoint),
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks",
+            get(key::list_webhook_endpoints),
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/deliveries",
+            get(key::list_webhook_deliveries),
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/deliveries/{id}",
+            get(key::get_webhook_delivery),
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/deliveries/{id}/attempts",
+            get(key::list_webhook_delivery_attempts),
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/deliveries/{id}/retry",
+            post(key::retry_webhook_delivery),
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/{id}",
+            get(key::get_webhook_endpoint),
+        ),
+        (
+            Method::PATCH,
+            "/v1/webhooks/{id}",
+            patch(key::update_webhook_endpoint),
+        ),
+        (
+            Method::DELETE,
+            "/v1/webhooks/{id}",
+            delete(key::delete_webhook_endpoint),
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/{id}/secret",
+            get(key::get_webhook_endpoint_secret),
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/{id}/rotate-secret",
+            post(key::rotate_webhook_endpoint_secret),
+        ),
+        (
+            Method::POST,
+            "/v1/events/{id}/redeliver",
+            post(deliveries::redeliver),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/webhooks",
+            post(admin::create_system_webhook_endpoint),
+        ),
+        (
+            Method::GET,
+            "/admin/v1/webhooks",
+            get(admin::list_system_webhook_endpoints),
+        ),
+        (
+            Method::GET,
+            "/admin/v1/webhooks/deliveries",
+            get(admin::list_system_webhook_deliveries),
+        ),
+        (
+            Method::GET,
+            "/admin/v1/webhooks/deliveries/{id}",
+            get(admin::get_system_webhook_delivery),
+        ),
+        (
+            Method::GET,
+            "/admin/v1/webhooks/deliveries/{id}/attempts",
+            get(admin::list_system_webhook_delivery_attempts),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/webhooks/deliveries/{id}/retry",
+            post(admin::retry_system_webhook_delivery),
+        ),
+        (
+            Method::GET,
+            "/admin/v1/webhooks/{id}",
+            get(admin::get_system_webhook_endpoint),
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/webhooks/{id}",
+            patch(admin::update_system_webhook_endpoint),
+        ),
+        (
+            Method::DELETE,
+            "/admin/v1/webhooks/{id}",
+            delete(admin::delete_system_webhook_endpoint),
+        ),
+        (
+            Method::GET,
+            "/admin/v1/webhooks/{id}/secret",
+            get(admin::get_system_webhook_endpoint_secret),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/webhooks/{id}/rotate-secret",
+            post(admin::rotate_system_webhook_endpoint_secret),
+        ),
+    ]
 }
