@@ -86,7 +86,10 @@ fn raise_open_file_limit() -> u64 {
                 limit.rlim_cur = limit.rlim_max;
             }
         }
-        limit.rlim_cur as u64
+        // `rlim_t` is not `u64` on every platform.
+        #[allow(clippy::unnecessary_cast)]
+        let current = limit.rlim_cur as u64;
+        current
     }
 }
 

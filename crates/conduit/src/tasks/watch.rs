@@ -68,8 +68,14 @@ mod tests {
             wait_a.as_mut().enable();
             wait_b.as_mut().enable();
             watchers.changed("task_a");
-            tokio::time::timeout(Duration::from_secs(1), wait_a).await.expect("a woke");
-            assert!(tokio::time::timeout(Duration::from_millis(50), wait_b).await.is_err());
+            tokio::time::timeout(Duration::from_secs(1), wait_a)
+                .await
+                .expect("a woke");
+            assert!(
+                tokio::time::timeout(Duration::from_millis(50), wait_b)
+                    .await
+                    .is_err()
+            );
         }
         drop((a, b));
         watchers.changed("task_a");

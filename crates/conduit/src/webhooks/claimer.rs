@@ -91,12 +91,16 @@ pub(super) async fn run(app: Arc<App>, gate: Arc<Gate>, tx: mpsc::UnboundedSende
             Some(lease_out)
         } else {
             match app.store.next_due_delivery(&skip).await {
-                Ok(next) => Some(next.as_deref().and_then(parse_time).map_or(lease_out, |at| {
-                    let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
-                    // Due already (it came due just now): look again shortly
-                    // rather than spin.
-                    (Instant::now() + wait.max(Duration::from_millis(10))).min(lease_out)
-                })),
+                Ok(next) => Some(
+                    next.as_deref()
+                        .and_then(parse_time)
+                        .map_or(lease_out, |at| {
+                            let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
+                            // Due already (it came due just now): look again shortly
+                            // rather than spin.
+                            (Instant::now() + wait.max(Duration::from_millis(10))).min(lease_out)
+                        }),
+                ),
                 Err(err) => {
                     tracing::warn!(cause = %err, "cannot read the next webhook due time");
                     Some(Instant::now() + ERROR_BACKOFF)

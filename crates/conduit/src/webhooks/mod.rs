@@ -184,11 +184,15 @@ pub fn custom_headers_problem(
     headers: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<String> {
     if headers.len() > MAX_CUSTOM_HEADERS {
-        return Some(format!("`{field}` may hold at most {MAX_CUSTOM_HEADERS} headers."));
+        return Some(format!(
+            "`{field}` may hold at most {MAX_CUSTOM_HEADERS} headers."
+        ));
     }
     for (name, value) in headers {
         if signing::is_reserved(name) {
-            return Some(format!("The header `{name}` is set by Conduit and cannot be replaced."));
+            return Some(format!(
+                "The header `{name}` is set by Conduit and cannot be replaced."
+            ));
         }
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Some(format!("`{name}` is not a valid header name."));
