@@ -16,9 +16,15 @@ other, every server started fresh for each measurement (loopback only):
            image.started event -> ImageGenerationStarted on
            /hubs/image-generation to every connection of the key.
            raw_broadcast: POST /broadcast of a frame of the same size.
-  latency  1,000 connections of one key, a steady rate of tasks; latency from
-           the HTTP trigger's send to each connection's receipt (sigload_ts
-           echoed through the task's metadata into the event).
+  latency  1,000 connections of one key, a steady rate of image tasks; latency
+           from the HTTP trigger's send to each connection's receipt of
+           ImageGenerationStarted (sigload_ts echoed through the task's
+           metadata into the event). Load levels (--latency-levels) are hub
+           messages/s summed over the connections (3 per task for Conduit,
+           1 per broadcast for the baseline): 1,000/s and 30,000/s.
+  path     the same on 10 connections (little fan-out spread), through an
+           image task and through POST /admin/v1/maintenance (one commit ->
+           SystemMaintenance on /hubs/navigation-state).
 
 Prints a side-by-side table of medians and Conduit/raw ratios, and one JSON
 line last. Runs where other processes used more than --max-other of the
@@ -57,6 +63,10 @@ SUBMIT = '{"prompt":"x","model":"dall-e-2","size":"256x256","async":true}'
 # the hub message as "metadata":{"sigload_ts":"<unix us>"}.
 SUBMIT_TS = ('{"prompt":"x","model":"dall-e-2","size":"256x256","async":true,'
              '"metadata":{"sigload_ts":"{ts}"}}')
+
+
+MAINT_TS = ('{"status":"scheduled","message":"sigload_ts={ts}","starts_at":"2030-01-01T00:00:00Z",'
+            '"ends_at":"2030-01-01T01:00:00Z"}')
 
 
 def free_port():
@@ -238,25 +248,37 @@ def measure_fanout(kind, a):
     }
 
 
-def latency_rates(kind, a, level):
+def latency_rates(kind, a, level, n=None, per_trigger=None):
     """Trigger rate giving `level` hub messages per second summed over all connections.
 
     Every connection belongs to the one key and hears every event of it. A Conduit image
     task is three hub messages (Started, Progress, Completed) per connection; a baseline
     broadcast is one.
     """
-    per_trigger = 3 if kind == "conduit" else 1
-    return level / (per_trigger * a.latency_n)
+    if per_trigger is None:
+        per_trigger = 3 if kind == "conduit" else 1
+    return level / (per_trigger * (n or a.latency_n))
 
 
-def measure_latency(kind, a, level):
-    rate = latency_rates(kind, a, level)
+def measure_latency(kind, a, level, path=None):
+    """path=None: the brief's test on --latency-n connections. path="image"/"maint": the
+    per-event path on --path-n connections (little fan-out spread)."""
+    n = a.path_n if path else a.latency_n
+    maint = path == "maint" and kind == "conduit"
+    rate = latency_rates(kind, a, level, n, 1 if maint else None)
     # At least ~10 triggers per run.
     secs = max(a.latency_secs, 10 / rate)
+    hub = "/hubs/navigation-state" if maint else "/hubs/image-generation"
     with Server(kind, work_ms=a.latency_work_ms) as srv:
         common = ["latency", "--rate", f"{rate:.4f}", "--duration", f"{secs:.1f}", "--drain", "5",
                   "--server-pid", str(srv.proc.pid), "--max-run-time", "300"]
-        if kind == "conduit":
+        if maint:
+            # POST /admin/v1/maintenance commits one system.maintenance event; every
+            # navigation-hub connection gets SystemMaintenance with the message text.
+            trig = ["--target", "SystemMaintenance", "--trigger-http", f"{srv.base}/admin/v1/maintenance",
+                    "-H", f"Authorization: Bearer {MASTER}", "-H", "Content-Type: application/json",
+                    "--body", MAINT_TS]
+        elif kind == "conduit":
             trig = ["--target", "ImageGenerationStarted", "--trigger-http", f"{srv.base}/v1/images/generations",
                     "-H", f"Authorization: Bearer {srv.key}", "-H", "Content-Type: application/json",
                     "--body", SUBMIT_TS]
@@ -265,7 +287,7 @@ def measure_latency(kind, a, level):
             trig = ["--trigger-http", f"{srv.base}/broadcast", "--body",
                     '{"type":1,"target":"ImageGenerationStarted","arguments":[{"sigload_ts":{ts},"pad":"'
                     + "x" * 200 + '"}]}\x1e']
-        s, out = sigload(common + conn_args(srv, a.latency_n, "/hubs/image-generation") + trig)
+        s, out = sigload(common + conn_args(srv, n, hub) + trig)
     lat = s["latency"]
     return {
         "connections": s["live_end"],
@@ -305,6 +327,8 @@ def run_one(name, kind, a):
             print(f"  (machine still busy after {a.quiet_wait:.0f} s; measuring anyway)", flush=True)
         if name.startswith("latency"):
             r = measure_latency(kind, a, int(name.split("@")[1]))
+        elif name.startswith("path"):
+            r = measure_latency(kind, a, int(name.split("@")[1]), name.split("@")[0].split("-")[1])
         else:
             r = MEASURES[name](kind, a)
         print(f"  {name:14} {kind:8} {json.dumps(r)}", flush=True)
@@ -325,7 +349,7 @@ def median(rows, k):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--only", default="hold,fanout,latency")
+    p.add_argument("--only", default="hold,fanout,latency,path")
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--hold-n", type=int, default=19_500)
     p.add_argument("--hold-secs", type=float, default=10)
@@ -338,6 +362,8 @@ def main():
                    help="hub messages per second summed over the connections, one latency test each")
     p.add_argument("--latency-secs", type=float, default=20)
     p.add_argument("--latency-work-ms", type=int, default=0)
+    p.add_argument("--path-n", type=int, default=10, help="connections in the per-event path test")
+    p.add_argument("--path-level", type=int, default=100, help="hub messages/s in the path test")
     p.add_argument("--max-other", type=float, default=0.10,
                    help="repeat a run when other processes used more than this share of the CPU")
     p.add_argument("--retries", type=int, default=2)
@@ -357,6 +383,8 @@ def main():
     for n in a.only.split(","):
         if n == "latency":
             names += [f"latency@{int(level)}" for level in a.latency_levels.split(",") if level]
+        elif n == "path":
+            names += [f"path-image@{a.path_level}", f"path-maint@{a.path_level}"]
         elif n:
             names.append(n)
     results = {n: {"conduit": [], "raw": []} for n in names}
@@ -366,6 +394,8 @@ def main():
         kinds = ("conduit", "raw") if run % 2 == 0 else ("raw", "conduit")
         for name in names:
             for kind in kinds:
+                if kind == "raw" and name.startswith("path-maint"):
+                    continue  # the baseline is the same as for path-image
                 results[name][kind].append(run_one(name, kind, a))
 
     print(f"\nmedians of {a.runs} run(s); nofile soft/hard {soft}/{hard}; {NCPU} CPUs")
@@ -374,7 +404,7 @@ def main():
         med[name] = {}
         print(f"\n{name}  ({describe(name, a)})")
         print(f"  {'':26} {'conduit':>12} {'raw':>12} {'ratio':>8}")
-        for k in SHOWN[name.split("@")[0]]:
+        for k in SHOWN["latency" if name.startswith("path") else name.split("@")[0]]:
             c, r = median(results[name]["conduit"], k), median(results[name]["raw"], k)
             ratio = c / r if c is not None and r else None
             med[name][k] = {"conduit": c, "raw": r, "ratio": round(ratio, 3) if ratio else None}
@@ -391,7 +421,7 @@ def main():
         f = med["fanout"]["last_p99_ms"]
         print(f"fanout: last-receipt p99 Conduit/raw = {fmt(f['ratio'], 'x')} (target <= 1.25x)")
     for name in names:
-        if name.startswith("latency"):
+        if name.startswith(("latency", "path")):
             l = med[name]
             print(f"{name}: Conduit p50 {fmt(l['p50_ms']['conduit'])} ms, p99 {fmt(l['p99_ms']['conduit'])} ms; "
                   f"raw p50 {fmt(l['p50_ms']['raw'])} ms, p99 {fmt(l['p99_ms']['raw'])} ms "
@@ -405,6 +435,12 @@ def describe(name, a):
     if name == "fanout":
         return f"{a.fanout_n} connections, {a.rounds} rounds + {a.warmup} warmup, last receipt per round"
     level = int(name.split("@")[1])
+    if name.startswith("path-maint"):
+        return (f"{a.path_n} connections on /hubs/navigation-state, {latency_rates('conduit', a, level, a.path_n, 1):g} "
+                f"POST /admin/v1/maintenance/s (one commit each) -> SystemMaintenance; raw: see path-image")
+    if name.startswith("path"):
+        return (f"{a.path_n} connections, {latency_rates('conduit', a, level, a.path_n):g} image tasks/s, "
+                f"raw {latency_rates('raw', a, level, a.path_n):g} broadcasts/s; per-event path, little fan-out")
     return (f"{a.latency_n} connections, {level} hub messages/s in all: Conduit "
             f"{latency_rates('conduit', a, level):g} image tasks/s, raw {latency_rates('raw', a, level):g} "
             f"broadcasts/s; HTTP trigger send -> receipt")
