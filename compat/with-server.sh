@@ -19,7 +19,7 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --quiet --locked --manifest-path "$root/Cargo.toml" -p conduit || exit 1
-bin="$root/target/debug/conduit"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/conduit"
 
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

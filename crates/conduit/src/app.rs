@@ -27,6 +27,7 @@ pub struct App {
     pub watchers: Arc<crate::tasks::watch::TaskWatchers>,
     pub limits: RateLimits,
     pub rate_announcements: crate::keys::limits::Announcements,
+    pub budget_announcements: crate::keys::limits::Announcements,
     pub models: ModelTable,
     pub providers: Providers,
     pub media: MediaStore,

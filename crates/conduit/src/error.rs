@@ -147,6 +147,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(message) => ApiError::conflict("conflict", message),
             StoreError::Unavailable => ApiError::unavailable("The store is shutting down."),
+            StoreError::BudgetExceeded => ApiError::payment_required(
+                "This virtual key's remaining budget does not cover this request.",
+            ),
             other => ApiError::internal(other),
         }
     }

@@ -193,12 +193,19 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Disable { key } => {
-            let mut found = store
+            let matching: Vec<_> = store
                 .keys()
                 .await?
                 .into_iter()
-                .find(|k| k.id == key || k.name == key)
-                .with_context(|| format!("no key with id or name `{key}`"))?;
+                .filter(|k| k.id == key || k.name == key)
+                .collect();
+            let mut found = match matching.len() {
+                0 => anyhow::bail!("no key with id or name `{key}`"),
+                1 => matching.into_iter().next().context("one key")?,
+                n => anyhow::bail!(
+                    "{n} keys are named `{key}`; disable one by its id (see `conduit keys list`)"
+                ),
+            };
             found.enabled = false;
             found.disabled_reason = Some("manual".into());
             found.updated_at = conduit::ids::now();

@@ -53,9 +53,7 @@ impl RunningServer {
 
     /// Waits until the server stops (after a shutdown was requested).
     pub async fn wait(self) -> std::io::Result<()> {
-        let result = self.served.await.unwrap_or(Ok(()));
-        crate::hubs::shutdown(&self.app).await;
-        result
+        self.served.await.unwrap_or(Ok(()))
     }
 }
 
@@ -157,6 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         watchers,
         limits: Default::default(),
         rate_announcements: Default::default(),
+        budget_announcements: Default::default(),
         models: ModelTable::default(),
         providers,
         media,
@@ -173,10 +172,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     // 4. Background work: webhook dispatch, hubs, key upkeep.
     crate::webhooks::start(app.clone());
     let hubs = crate::hubs::start(app.clone());
+    // Hub connections are long-lived: close them (with allowReconnect) as soon as
+    // shutdown begins, or the HTTP server's graceful stop would wait for them.
+    let closing = app.clone();
+    tokio::spawn(async move {
+        closing.shutdown.cancelled().await;
+        crate::hubs::shutdown(&closing).await;
+    });
     tokio::spawn(key_upkeep(app.clone()));
 
     // 5. Serve until shut down.
-    let router = crate::api::router(app.clone()).merge(hubs);
+    // Keys travel in headers or the query, never in cookies, so any origin may
+    // call the API from a browser (the SignalR client sends credentials mode).
+    let cors = tower_http::cors::CorsLayer::very_permissive().expose_headers([
+        http::header::ETAG,
+        http::header::RETRY_AFTER,
+        http::header::CONTENT_LENGTH,
+    ]);
+    let router = crate::api::router(app.clone()).merge(hubs).layer(cors);
     let stop = shutdown.clone();
     let served = tokio::spawn(async move {
         axum::serve(

@@ -235,19 +235,15 @@ async fn a_rate_limited_key_gets_429_with_retry_after_and_an_event() {
 }
 
 #[tokio::test]
-async fn an_exhausted_budget_emits_an_event_and_then_402() {
+async fn work_the_budget_cannot_cover_is_refused_with_402_and_an_event() {
     let server = TestServer::start().await;
+    // dall-e-3 costs $0.04 an image: one fits in $0.05, a second does not.
     let (value, id, _) = server
-        .create_key(json!({"name": "cheap", "budget": 0.01}))
+        .create_key(json!({"name": "cheap", "budget": 0.05}))
         .await;
     let task = server.submit_image(&value, json!({})).await;
     wait_status(&server, &value, &task, &["completed"]).await;
 
-    let events = feed(&server, &value, "types=key.budget.exceeded").await;
-    let event = &events["data"][0];
-    assert_eq!(event["data"]["keyId"], id.as_str());
-    assert_eq!(event["data"]["budget"], 0.01);
-    assert!(event["data"]["spend"].as_f64().unwrap() >= 0.01);
     let res = server
         .post(
             "/v1/images/generations",
@@ -257,8 +253,59 @@ async fn an_exhausted_budget_emits_an_event_and_then_402() {
         .await;
     let error = expect_error(res, 402, None).await;
     assert_eq!(error["code"], "budget_exceeded");
+
+    let events = feed(&server, &value, "types=key.budget.exceeded").await;
+    let event = &events["data"][0];
+    assert_eq!(event["data"]["keyId"], id.as_str());
+    assert_eq!(event["data"]["budget"], 0.05);
     let res = admin(&server, Method::GET, &format!("/admin/v1/keys/{id}"), None).await;
-    assert!(json_of(res, 200).await["spend"].as_f64().unwrap() > 0.0);
+    assert_eq!(json_of(res, 200).await["spend"].as_f64().unwrap(), 0.04);
+}
+
+#[tokio::test]
+async fn concurrent_submits_never_overspend_the_budget() {
+    let server = TestServer::start().await;
+    let (value, id, _) = server
+        .create_key(json!({"name": "racing", "budget": 0.1}))
+        .await;
+    let submits = (0..12).map(|_| {
+        server.post(
+            "/v1/images/generations",
+            &value,
+            json!({"prompt": "a", "async": true}),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(submits)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let accepted = statuses.iter().filter(|s| **s == 202).count();
+    assert_eq!(accepted, 2, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 402),
+        "{statuses:?}"
+    );
+    let res = admin(&server, Method::GET, &format!("/admin/v1/keys/{id}"), None).await;
+    assert!(json_of(res, 200).await["spend"].as_f64().unwrap() <= 0.1);
+}
+
+#[tokio::test]
+async fn a_cancelled_task_gives_its_reservation_back() {
+    let server = TestServer::start_with(|c| c.local_work_ms = 2000).await;
+    let (value, id, _) = server
+        .create_key(json!({"name": "refund", "budget": 0.05}))
+        .await;
+    let task = server.submit_image(&value, json!({})).await;
+    let path = format!("/admin/v1/keys/{id}");
+    let record = json_of(admin(&server, Method::GET, &path, None).await, 200).await;
+    assert_eq!(record["spend"].as_f64(), Some(0.04));
+    let res = server
+        .post(&format!("/v1/tasks/{task}/cancel"), &value, json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let record = json_of(admin(&server, Method::GET, &path, None).await, 200).await;
+    assert_eq!(record["spend"].as_f64(), Some(0.0));
 }
 
 #[tokio::test]

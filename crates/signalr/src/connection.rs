@@ -101,6 +101,9 @@ pub(crate) struct ConnInner {
     pub id: String,
     pub token: String,
     pub principal: Principal,
+    /// [`crate::HubHandler::principal_id`] of `principal`: later transport requests for
+    /// this connection must present the same identity.
+    pub owner: Option<String>,
     pub stateful_requested: bool,
     pub protocol: OnceLock<(ProtocolKind, i64)>,
     pub state: Mutex<ConnState>,
@@ -113,12 +116,19 @@ pub(crate) struct ConnInner {
 }
 
 impl ConnInner {
-    pub fn new(id: String, token: String, principal: Principal, stateful_requested: bool) -> Self {
+    pub fn new(
+        id: String,
+        token: String,
+        principal: Principal,
+        owner: Option<String>,
+        stateful_requested: bool,
+    ) -> Self {
         let now = Instant::now();
         Self {
             id,
             token,
             principal,
+            owner,
             stateful_requested,
             protocol: OnceLock::new(),
             state: Mutex::new(ConnState {
@@ -409,7 +419,7 @@ mod tests {
     use super::*;
 
     fn conn() -> ConnInner {
-        let c = ConnInner::new("id".into(), "tok".into(), Arc::new(()), false);
+        let c = ConnInner::new("id".into(), "tok".into(), Arc::new(()), None, false);
         c.protocol.set((ProtocolKind::Json, 1)).unwrap();
         c.state.lock().handshake_done = true;
         c

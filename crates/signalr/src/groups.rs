@@ -128,7 +128,13 @@ mod tests {
     use super::*;
 
     fn conn(id: &str) -> Arc<ConnInner> {
-        Arc::new(ConnInner::new(id.into(), id.into(), Arc::new(()), false))
+        Arc::new(ConnInner::new(
+            id.into(),
+            id.into(),
+            Arc::new(()),
+            None,
+            false,
+        ))
     }
 
     #[test]

@@ -66,6 +66,25 @@ pub trait HubHandler: Send + Sync + 'static {
     /// `Err` answers the request with the error's status and message as body.
     async fn authenticate(&self, parts: &http::request::Parts) -> Result<Principal, AuthError>;
 
+    /// A stable identity of an authenticated principal (a user id, an API key id…) that
+    /// binds each connection to whoever created it.
+    ///
+    /// The identity of the request that creates a connection (negotiate, or a WebSocket
+    /// with `skipNegotiation`) is kept with the connection. Every later transport request
+    /// for that connection (long polls, POST sends, DELETE, SSE streams, WebSocket connects
+    /// and stateful reconnects) must authenticate to an *equal* identity; otherwise it is
+    /// answered `403 Forbidden` and does not touch the connection. `None` is an identity
+    /// too: it only matches `None`.
+    ///
+    /// The default returns `None` for every principal, which turns the check off: anyone
+    /// who passes [`authenticate`](Self::authenticate) and holds a connection token can
+    /// then read, send on or close that connection. Implement this whenever
+    /// `authenticate` tells callers apart.
+    fn principal_id(&self, principal: &Principal) -> Option<String> {
+        let _ = principal;
+        None
+    }
+
     /// After a successful handshake, before the connection's first invocation is dispatched.
     async fn on_connected(&self, conn: &Connection) {
         let _ = conn;

@@ -84,10 +84,12 @@ pub(crate) async fn handle(hub: Arc<Hub>, req: axum::extract::Request) -> Respon
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let id = new_id();
     let token = if version >= 1 { new_id() } else { id.clone() };
+    let owner = hub.handler.principal_id(&principal);
     let conn = Arc::new(ConnInner::new(
         id.clone(),
         token.clone(),
         principal,
+        owner,
         stateful,
     ));
     hub.insert(conn);

@@ -66,9 +66,28 @@ fn expires_at(
     }
 }
 
+/// Fields of a key that the admin API sets (`enabled` on update only).
+const KEY_FIELDS: &[&str] = &[
+    "enabled",
+    "name",
+    "allowed_models",
+    "rate_limit_rpm",
+    "rate_limit_rpd",
+    "budget",
+    "expires_at",
+    "metadata",
+];
+
 /// Applies the limit fields shared by create and update.
-fn apply_limits(key: &mut VirtualKey, fields: &Fields<'_>) -> Result<(), ApiError> {
+fn apply_limits(app: &App, key: &mut VirtualKey, fields: &Fields<'_>) -> Result<(), ApiError> {
     if let Some(models) = string_list(fields, "allowed_models")? {
+        if let Some(unknown) = models.iter().find(|m| !app.models.is_known(m)) {
+            return Err(ApiError::invalid(
+                "allowed_models",
+                "model_not_found",
+                format!("`{unknown}` is not a model this gateway serves."),
+            ));
+        }
         key.allowed_models = models;
     }
     if fields.0.contains_key("rate_limit_rpm") {
@@ -113,6 +132,7 @@ pub async fn create_key(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let fields = Fields(&body);
+    fields.only(&KEY_FIELDS[1..])?;
     let name = fields.required_string("name", 128)?;
     let value = secrets::generate_key();
     let mut key = VirtualKey {
@@ -134,7 +154,7 @@ pub async fn create_key(
         created_at: now(),
         updated_at: now(),
     };
-    apply_limits(&mut key, &fields)?;
+    apply_limits(&app, &mut key, &fields)?;
     let applied = app
         .store
         .apply(Change::PutKey {
@@ -224,6 +244,7 @@ pub async fn update_key(
     JsonBody(body): JsonBody,
 ) -> Result<Json<KeyRecord>, ApiError> {
     let fields = Fields(&body);
+    fields.only(KEY_FIELDS)?;
     let mut key = (*find(&app, &id)?).clone();
     let was_enabled = key.enabled;
     if let Some(name) = fields.string("name", 128)? {
@@ -240,7 +261,7 @@ pub async fn update_key(
         key.enabled = enabled;
         key.disabled_reason = (!enabled).then(|| "manual".to_string());
     }
-    apply_limits(&mut key, &fields)?;
+    apply_limits(&app, &mut key, &fields)?;
     key.updated_at = now();
     let event = (was_enabled && !key.enabled).then(|| {
         (

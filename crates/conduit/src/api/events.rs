@@ -161,6 +161,8 @@ struct Feed {
     pending: VecDeque<Arc<Event>>,
     /// Read the log before following the bus again.
     catch_up: bool,
+    /// The key was disabled: the stream ends after telling the client.
+    closing: bool,
 }
 
 impl Feed {
@@ -170,14 +172,32 @@ impl Feed {
             && self.types.matches(&event.event_type)
     }
 
+    /// Whether the stream's key may still be used.
+    fn key_valid(&self) -> bool {
+        self.app
+            .keys
+            .by_id(&self.key_id)
+            .is_some_and(|k| k.refusal(crate::ids::now()).is_none())
+    }
+
     async fn next_event(&mut self) -> Option<Arc<Event>> {
         loop {
+            if self.closing {
+                return None;
+            }
             if let Some(event) = self.pending.pop_front() {
-                if event.position > self.last {
-                    self.last = event.position;
-                    return Some(event);
+                if event.position <= self.last {
+                    continue;
                 }
-                continue;
+                // A disabled or deleted key hears its `key.disabled` and nothing more.
+                if !self.key_valid() {
+                    if event.event_type != "key.disabled" {
+                        return None;
+                    }
+                    self.closing = true;
+                }
+                self.last = event.position;
+                return Some(event);
             }
             if self.catch_up {
                 let query = EventQuery {
@@ -220,6 +240,7 @@ fn live_stream(
         last: cursor,
         pending: VecDeque::new(),
         catch_up: true,
+        closing: false,
     };
     futures::stream::unfold(feed, |mut feed| async move {
         let event = feed.next_event().await?;

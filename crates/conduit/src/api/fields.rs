@@ -73,6 +73,22 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
 pub struct Fields<'a>(pub &'a Map<String, Value>);
 
 impl Fields<'_> {
+    /// Refuses any field not in `known`, so a misspelt setting (`rpm` for
+    /// `rate_limit_rpm`) is a 400 instead of silently doing nothing.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self.0.keys().find(|name| !known.contains(&name.as_str())) {
+            None => Ok(()),
+            Some(name) => Err(ApiError::invalid(
+                name,
+                "unknown_parameter",
+                format!(
+                    "Unrecognized field `{name}`; known fields: {}.",
+                    known.join(", ")
+                ),
+            )),
+        }
+    }
+
     fn get(&self, name: &str) -> Option<&Value> {
         self.0.get(name).filter(|v| !v.is_null())
     }

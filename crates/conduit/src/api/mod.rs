@@ -23,7 +23,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -122,10 +121,7 @@ pub const MEDIA_ROUTE: &str = "/v1/media/{file}";
 pub fn router(app: Arc<App>) -> Router {
     let media = Router::new()
         .fallback_service(ServeDir::new(app.media.dir()).append_index_html_on_directories(false))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=31536000, immutable"),
-        ));
+        .layer(middleware::map_response(media_answer));
 
     let mut api = Router::new();
     for (_, path, handler) in table() {
@@ -137,6 +133,30 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
+}
+
+/// Media files never change, so a found file may be cached for good; anything
+/// else (a missing file, a wrong method) is an ordinary JSON error that is not.
+async fn media_answer(mut response: Response) -> Response {
+    let status = response.status();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+        return response;
+    }
+    let mut err = match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("media file"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::bad_request(
+            "method_not_allowed",
+            "Media files are read with GET or HEAD.",
+        ),
+        StatusCode::RANGE_NOT_SATISFIABLE => return response,
+        _ => ApiError::bad_request("invalid_request", "The media request could not be served."),
+    };
+    err.status = status;
+    err.into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -74,6 +74,7 @@ pub(super) async fn admit(app: &App, key: &VirtualKey, model: &ModelInfo) -> Res
         ));
     }
     if key.budget_exhausted() {
+        tasks::announce_budget_refusal(app, key).await;
         return Err(ApiError::payment_required(format!(
             "This virtual key has used its budget of ${:.2}.",
             key.budget.unwrap_or_default()
@@ -176,6 +177,13 @@ pub(super) async fn finish_sync(
         let view = tasks::wait_for_change(app, key, task_id, etag.as_deref(), wait).await?;
         match view.task.status {
             TaskStatus::Completed => return Ok(view),
+            TaskStatus::Pending | TaskStatus::Processing if app.shutdown.is_cancelled() => {
+                let mut err = ApiError::unavailable(format!(
+                    "The server is restarting; task {task_id} was accepted and resumes when it is back: follow it at /v1/tasks/{task_id}."
+                ));
+                err.code = Some("shutting_down".into());
+                return Err(err);
+            }
             TaskStatus::Pending | TaskStatus::Processing if !wait.is_zero() => {
                 etag = Some(view.etag.clone());
             }

@@ -86,9 +86,8 @@ pub async fn transcriptions(
         .unwrap_or_else(|| "json".into());
     let language = fields.string("language", 16)?;
     let prompt = fields.string("prompt", 4000)?;
-    if let Err(err) = conduit_media::probe_audio(&bytes) {
-        return Err(ApiError::invalid("file", "invalid_audio", err.to_string()));
-    }
+    let audio = conduit_media::probe_audio(&bytes)
+        .map_err(|err| ApiError::invalid("file", "invalid_audio", err.to_string()))?;
     admit(&app, &key, model).await?;
 
     // 3. Keep the upload until the task has read it.
@@ -106,6 +105,7 @@ pub async fn transcriptions(
         language,
         prompt,
         response_format: response_format.clone(),
+        duration_seconds: audio.duration_seconds,
     };
     let task = tasks::submit(
         &app,

@@ -7,10 +7,17 @@ pub struct TypeFilter {
     patterns: Vec<String>,
 }
 
-/// A pattern that is not a known event type or a prefix wildcard.
+/// Most patterns one filter may hold.
+pub const MAX_PATTERNS: usize = 64;
+
+/// A pattern that is not a known event type or a prefix wildcard, or too many.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not an event type pattern like `image.*`, `video.progress` or `*`")]
-pub struct BadPattern(pub String);
+pub enum BadPattern {
+    #[error("`{0}` is not an event type pattern like `image.*`, `video.progress` or `*`")]
+    Malformed(String),
+    #[error("at most {MAX_PATTERNS} event type patterns are allowed")]
+    TooMany,
+}
 
 impl TypeFilter {
     /// Parses a comma-separated list.
@@ -24,6 +31,9 @@ impl TypeFilter {
     ) -> Result<TypeFilter, BadPattern> {
         let mut out = Vec::new();
         for pattern in patterns {
+            if out.len() == MAX_PATTERNS {
+                return Err(BadPattern::TooMany);
+            }
             let name = pattern.strip_suffix(".*").unwrap_or(pattern);
             let valid = pattern == "*"
                 || (!name.is_empty()
@@ -35,7 +45,7 @@ impl TypeFilter {
                                 .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
                     }));
             if !valid {
-                return Err(BadPattern(pattern.to_string()));
+                return Err(BadPattern::Malformed(pattern.to_string()));
             }
             out.push(pattern.to_string());
         }
@@ -93,5 +103,11 @@ mod tests {
         for bad in ["Image.*", "image..x", "*.completed", "a b", "image.*.x"] {
             assert!(TypeFilter::parse(bad).is_err(), "{bad}");
         }
+        let many: Vec<String> = (0..=MAX_PATTERNS).map(|i| format!("a{i}")).collect();
+        assert!(matches!(
+            TypeFilter::parse(&many.join(",")),
+            Err(BadPattern::TooMany)
+        ));
+        assert!(TypeFilter::parse(&many[..MAX_PATTERNS].join(",")).is_ok());
     }
 }

@@ -118,6 +118,14 @@ impl HubHandler for ConduitHandler {
         }))
     }
 
+    /// A connection belongs to the virtual key that negotiated it: polls, sends, deletes
+    /// and (re)connects authenticated with another key are refused (403).
+    fn principal_id(&self, principal: &Principal) -> Option<String> {
+        principal
+            .downcast_ref::<KeyPrincipal>()
+            .map(|p| p.key_id.clone())
+    }
+
     async fn on_connected(&self, conn: &Connection) {
         let (Some(app), Some(key_id)) = (self.app.upgrade(), key_of(conn)) else {
             return;

@@ -36,10 +36,11 @@ impl LocalProvider {
         }
     }
 
-    fn unit_cost(&self, job: &Job) -> f64 {
+    /// The job's price: the same estimate the budget reserved at submit.
+    fn cost(&self, job: &Job) -> f64 {
         self.models
             .resolve(job.task_type, Some(&job.provider_model))
-            .map(|m| m.unit_cost)
+            .map(|m| m.estimate(&job.request))
             .unwrap_or(0.0)
     }
 
@@ -80,7 +81,7 @@ impl LocalProvider {
         Ok(JobOutput {
             result: json!({"created": chrono::Utc::now().timestamp(), "images": images, "image_url": first}),
             event_fields: fields,
-            cost: self.unit_cost(job) * request.n as f64,
+            cost: self.cost(job),
         })
     }
 
@@ -139,7 +140,7 @@ impl LocalProvider {
                 "height": height,
             }),
             event_fields: fields,
-            cost: self.unit_cost(job) * request.duration as f64,
+            cost: self.cost(job),
         })
     }
 
@@ -162,7 +163,7 @@ impl LocalProvider {
         Ok(JobOutput {
             result: json!({"audio_url": url, "format": "wav", "duration_seconds": duration}),
             event_fields: fields,
-            cost: self.unit_cost(job) * request.input.chars().count() as f64 / 1000.0,
+            cost: self.cost(job),
         })
     }
 
@@ -205,7 +206,7 @@ impl LocalProvider {
                 "recognized": false,
             }),
             event_fields: fields,
-            cost: self.unit_cost(job) * duration / 60.0,
+            cost: self.cost(job),
         })
     }
 }

@@ -22,6 +22,25 @@ pub struct ModelInfo {
     pub unit_cost: f64,
 }
 
+impl ModelInfo {
+    /// What a job of this model costs for `request` (a validated request of
+    /// `tasks::requests`): images, seconds of video, thousands of characters, or
+    /// minutes of audio, times the unit cost, in USD to a millionth.
+    pub fn estimate(&self, request: &serde_json::Value) -> f64 {
+        let number = |name: &str| request.get(name).and_then(serde_json::Value::as_f64);
+        let units = match self.task_type {
+            TaskType::Image => number("n").unwrap_or(1.0),
+            TaskType::Video => number("duration").unwrap_or(5.0),
+            TaskType::Speech => request
+                .get("input")
+                .and_then(serde_json::Value::as_str)
+                .map_or(0.0, |text| text.chars().count() as f64 / 1000.0),
+            TaskType::Transcription => number("duration_seconds").unwrap_or(0.0) / 60.0,
+        };
+        (self.unit_cost * units * 1_000_000.0).round() / 1_000_000.0
+    }
+}
+
 /// Alias → model, with a default per task type.
 #[derive(Debug, Clone)]
 pub struct ModelTable {
@@ -127,6 +146,11 @@ impl ModelTable {
                 ))
             }
         }
+    }
+
+    /// Whether `name` is one of the table's models.
+    pub fn is_known(&self, name: &str) -> bool {
+        self.models.contains_key(name)
     }
 
     /// Every model, sorted by name.

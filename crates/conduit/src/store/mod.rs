@@ -27,6 +27,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("store is closed")]
     Unavailable,
+    #[error("the key's budget does not cover this task")]
+    BudgetExceeded,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration: {0}")]

@@ -36,6 +36,7 @@ pub struct NewTask<'a> {
 /// Stores a new pending task durably and queues it; answers once committed.
 pub async fn submit(app: &App, key: &VirtualKey, new: NewTask<'_>) -> Result<Task, ApiError> {
     let created = format_time(now());
+    let estimate = new.model.estimate(&new.request);
     let task = Task {
         id: new_id("task"),
         key_id: key.id.clone(),
@@ -58,9 +59,16 @@ pub async fn submit(app: &App, key: &VirtualKey, new: NewTask<'_>) -> Result<Tas
         completed_at: None,
         last_sequence: 0,
         version: 1,
-        cost: 0.0,
+        // Reserved against the key's budget now, settled when the task ends.
+        cost: estimate,
     };
-    let applied = app.store.apply(Change::CreateTask(Box::new(task))).await?;
+    let applied = match app.store.apply(Change::CreateTask(Box::new(task))).await {
+        Err(crate::store::StoreError::BudgetExceeded) => {
+            announce_budget_refusal(app, key).await;
+            return Err(crate::store::StoreError::BudgetExceeded.into());
+        }
+        other => other?,
+    };
     let task = applied
         .task
         .ok_or_else(|| ApiError::internal("task missing after commit"))?;
@@ -68,6 +76,27 @@ pub async fn submit(app: &App, key: &VirtualKey, new: NewTask<'_>) -> Result<Tas
         .increment(1);
     app.runner.enqueue(&task.id);
     Ok(task)
+}
+
+/// Tells the key's channels (`key.budget.exceeded`, at most once a minute) that
+/// work was refused because its budget does not cover it.
+pub async fn announce_budget_refusal(app: &App, key: &VirtualKey) {
+    if !app.budget_announcements.should_announce(&key.id) {
+        return;
+    }
+    let current = app.keys.by_id(&key.id);
+    let spend = current.as_ref().map_or(key.spend, |k| k.spend);
+    let data = serde_json::json!({
+        "keyId": key.id, "keyName": key.name, "budget": key.budget, "spend": spend,
+    });
+    let change = Change::Emit {
+        key_id: Some(key.id.clone()),
+        event_type: "key.budget.exceeded".into(),
+        data,
+    };
+    if let Err(err) = app.store.apply(change).await {
+        tracing::warn!(cause = %err, "cannot record key.budget.exceeded");
+    }
 }
 
 /// The caller's task; another key's task is "not found", exactly like an unknown id.

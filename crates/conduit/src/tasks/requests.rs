@@ -46,4 +46,7 @@ pub struct TranscriptionJob {
     pub language: Option<String>,
     pub prompt: Option<String>,
     pub response_format: String,
+    /// The upload's length, read at submit: what the budget reserves for.
+    #[serde(default)]
+    pub duration_seconds: f64,
 }

@@ -141,6 +141,8 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
         "a documentation address"
     } else if s[0] == 0x2001 && s[1] < 0x0200 {
         "an IETF protocol address"
+    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        "a local-use NAT64 address"
     } else if s[0] == 0x0100 && s[1..4] == [0, 0, 0] {
         "a discard address"
     } else {
@@ -159,6 +161,10 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(tail);
     }
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return Some(tail);
+    }
+    // IPv4-translated (SIIT): ::ffff:0:a.b.c.d.
+    if s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
         return Some(tail);
     }
     if s[0] == 0x2002 {
@@ -212,6 +218,8 @@ mod tests {
             "http://[64:ff9b::a00:1]/",
             "http://[2002:7f00:1::]/",
             "http://[ff02::1]/",
+            "http://[::ffff:0:127.0.0.1]/",
+            "http://[64:ff9b:1::7f00:1]/",
             "http://user:pass@example.com/",
             "file:///etc/passwd",
             "gopher://example.com/",

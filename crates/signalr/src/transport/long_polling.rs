@@ -61,8 +61,12 @@ impl Drop for PollGuard {
     }
 }
 
-pub(super) async fn poll(hub: Arc<Hub>, params: &HashMap<String, String>) -> Response {
-    let conn = match connection(&hub, params) {
+pub(super) async fn poll(
+    hub: Arc<Hub>,
+    params: &HashMap<String, String>,
+    caller: Option<&str>,
+) -> Response {
+    let conn = match connection(&hub, params, caller) {
         Ok(c) => c,
         Err(resp) => return no_cache(resp.into_response()),
     };
@@ -106,8 +110,13 @@ pub(super) async fn poll(hub: Arc<Hub>, params: &HashMap<String, String>) -> Res
     no_cache(resp)
 }
 
-pub(super) async fn send(hub: Arc<Hub>, params: &HashMap<String, String>, body: Body) -> Response {
-    let conn = match connection(&hub, params) {
+pub(super) async fn send(
+    hub: Arc<Hub>,
+    params: &HashMap<String, String>,
+    caller: Option<&str>,
+    body: Body,
+) -> Response {
+    let conn = match connection(&hub, params, caller) {
         Ok(c) => c,
         Err(resp) => return resp.into_response(),
     };
@@ -146,8 +155,12 @@ pub(super) async fn send(hub: Arc<Hub>, params: &HashMap<String, String>, body: 
     text_response(StatusCode::OK, "")
 }
 
-pub(super) async fn delete(hub: Arc<Hub>, params: &HashMap<String, String>) -> Response {
-    let conn = match connection(&hub, params) {
+pub(super) async fn delete(
+    hub: Arc<Hub>,
+    params: &HashMap<String, String>,
+    caller: Option<&str>,
+) -> Response {
+    let conn = match connection(&hub, params, caller) {
         Ok(c) => c,
         Err(resp) => return resp.into_response(),
     };

@@ -3,7 +3,8 @@
 //! `GET {path}` is a WebSocket upgrade, an SSE stream (`Accept: text/event-stream`) or a
 //! long poll; `POST {path}?id=` carries client messages for SSE and long polling;
 //! `DELETE {path}?id=` ends a long-polling connection. Status codes and texts follow the
-//! official server. Every request is authenticated by the application first.
+//! official server. Every request is authenticated by the application first, and a request
+//! for an existing connection must come from the principal that created it (403 otherwise).
 
 mod long_polling;
 mod sse;
@@ -74,13 +75,36 @@ pub(crate) async fn authenticate(
         .map_err(|e| (e.status, [(header::CONTENT_TYPE, "text/plain")], e.message).into_response())
 }
 
-/// The connection named by the `id` query parameter.
-fn connection(hub: &Hub, params: &HashMap<String, String>) -> Result<Arc<ConnInner>, Reject> {
+/// The connection named by the `id` query parameter, if `caller` may use it.
+fn connection(
+    hub: &Hub,
+    params: &HashMap<String, String>,
+    caller: Option<&str>,
+) -> Result<Arc<ConnInner>, Reject> {
     let Some(token) = params.get("id").filter(|t| !t.is_empty()) else {
         return Err(Reject(StatusCode::BAD_REQUEST, "Connection ID required"));
     };
-    hub.lookup(token)
-        .ok_or(Reject(StatusCode::NOT_FOUND, "No Connection with that ID"))
+    let conn = hub
+        .lookup(token)
+        .ok_or(Reject(StatusCode::NOT_FOUND, "No Connection with that ID"))?;
+    check_owner(&conn, caller)?;
+    Ok(conn)
+}
+
+/// Refuses a request whose principal is not the one that created the connection (see
+/// [`crate::HubHandler::principal_id`]).
+pub(crate) fn check_owner(conn: &ConnInner, caller: Option<&str>) -> Result<(), Reject> {
+    if conn.owner.as_deref() == caller {
+        return Ok(());
+    }
+    tracing::warn!(
+        connection_id = %conn.id,
+        "transport request refused: authenticated as another principal than the connection's"
+    );
+    Err(Reject(
+        StatusCode::FORBIDDEN,
+        "The connection belongs to another user.",
+    ))
 }
 
 fn not_served(kind: TransportKind) -> Response {
@@ -169,18 +193,20 @@ async fn handle(hub: Arc<Hub>, req: Request) -> Response {
         Ok(p) => p,
         Err(resp) => return resp,
     };
+    // Who the caller is, compared with the connection's creator on every request for it.
+    let caller = hub.handler.principal_id(&principal);
     let params = query_params(&parts.uri);
     if method == Method::POST {
-        return long_polling::send(hub, &params, body).await;
+        return long_polling::send(hub, &params, caller.as_deref(), body).await;
     }
     if method == Method::DELETE {
-        return long_polling::delete(hub, &params).await;
+        return long_polling::delete(hub, &params, caller.as_deref()).await;
     }
     if is_websocket_request(&parts) {
         if !hub.options.transports.websockets {
             return not_served(TransportKind::WebSockets);
         }
-        return websocket::upgrade(hub, &mut parts, &params, principal).await;
+        return websocket::upgrade(hub, &mut parts, &params, principal, caller).await;
     }
     let wants_sse = parts
         .headers
@@ -192,12 +218,12 @@ async fn handle(hub: Arc<Hub>, req: Request) -> Response {
         if !hub.options.transports.sse {
             return not_served(TransportKind::ServerSentEvents);
         }
-        return sse::stream(hub, &params);
+        return sse::stream(hub, &params, caller.as_deref());
     }
     if !hub.options.transports.long_polling {
         return not_served(TransportKind::LongPolling);
     }
-    long_polling::poll(hub, &params).await
+    long_polling::poll(hub, &params, caller.as_deref()).await
 }
 
 // LIMITATION: only HTTP/1.1 upgrades are recognised, not WebSockets over HTTP/2 (extended

@@ -19,8 +19,12 @@ use crate::hub::Hub;
 /// Most bytes written in one SSE event.
 const MAX_EVENT_BYTES: usize = 256 * 1024;
 
-pub(super) fn stream(hub: Arc<Hub>, params: &HashMap<String, String>) -> Response {
-    let conn = match connection(&hub, params) {
+pub(super) fn stream(
+    hub: Arc<Hub>,
+    params: &HashMap<String, String>,
+    caller: Option<&str>,
+) -> Response {
+    let conn = match connection(&hub, params, caller) {
         Ok(c) => c,
         Err(resp) => return resp.into_response(),
     };

@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 
-use super::{Attach, attach, text_response};
+use super::{Attach, attach, check_owner, text_response};
 use crate::connection::{ConnInner, Next, Phase, TransportKind};
 use crate::dispatch::{Flow, process};
 use crate::handler::Principal;
@@ -36,6 +36,7 @@ pub(super) async fn upgrade(
     parts: &mut http::request::Parts,
     params: &HashMap<String, String>,
     principal: Principal,
+    caller: Option<String>,
 ) -> Response {
     let ws = match WebSocketUpgrade::from_request_parts(parts, &()).await {
         Ok(ws) => ws,
@@ -43,7 +44,12 @@ pub(super) async fn upgrade(
     };
     let conn = match params.get("id").filter(|t| !t.is_empty()) {
         Some(token) => match hub.lookup(token) {
-            Some(conn) => conn,
+            Some(conn) => {
+                if let Err(reject) = check_owner(&conn, caller.as_deref()) {
+                    return reject.into_response();
+                }
+                conn
+            }
             None => {
                 return text_response(http::StatusCode::NOT_FOUND, "No Connection with that ID");
             }
@@ -57,7 +63,7 @@ pub(super) async fn upgrade(
                 );
             }
             let id = new_id();
-            let conn = Arc::new(ConnInner::new(id.clone(), id, principal, false));
+            let conn = Arc::new(ConnInner::new(id.clone(), id, principal, caller, false));
             hub.insert(conn.clone());
             conn
         }

@@ -31,7 +31,27 @@ impl HubHandler for TestHub {
         {
             return Err(AuthError::unauthorized("go away"));
         }
-        Ok(Arc::new("user".to_owned()))
+        // The user is named by `access_token=NAME` or `Authorization: Bearer NAME`;
+        // requests without either are "user".
+        let from_query = parts.uri.query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("access_token="))
+                .map(str::to_owned)
+        });
+        let from_header = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let name = from_query
+            .or(from_header)
+            .unwrap_or_else(|| "user".to_owned());
+        Ok(Arc::new(name))
+    }
+
+    fn principal_id(&self, principal: &Principal) -> Option<String> {
+        principal.downcast_ref::<String>().cloned()
     }
 
     async fn on_invocation(
@@ -130,6 +150,10 @@ pub struct Client {
 impl Client {
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Client::from_ws(ws)
+    }
+
+    pub fn from_ws(ws: Ws) -> Client {
         Client {
             ws,
             pending: Vec::new(),

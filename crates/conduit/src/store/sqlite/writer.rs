@@ -225,6 +225,11 @@ async fn apply_change(
     let mut applied = Applied::default();
     match change {
         Change::CreateTask(task) => {
+            // The task's estimated cost is reserved against the budget in the same
+            // transaction, so concurrent submits cannot overspend it.
+            if task.cost > 0.0 {
+                reserve(conn, &task.key_id, task.cost, ts, &mut applied).await?;
+            }
             write_task(conn, task, true).await?;
             applied.task = Some((**task).clone());
         }
@@ -335,6 +340,7 @@ async fn transition_task(
     }
 
     // 2. Change the record and choose the event.
+    let reserved = task.cost;
     let prefix = task.task_type.event_prefix();
     let (suffix, data) = match transition {
         Transition::Start { data } => {
@@ -398,11 +404,19 @@ async fn transition_task(
     .await?;
     applied.events.push(Arc::new(event));
 
-    // 3. A completed task's cost counts against its key's budget.
-    if let Transition::Complete { cost, .. } = transition
-        && *cost > 0.0
-    {
-        charge(conn, &task.key_id, *cost, ts, applied).await?;
+    // 3. Settle the reservation: a completed task is charged its actual cost; a
+    //    task that ends any other way is refunded.
+    let adjustment = match transition {
+        Transition::Complete { cost, .. } => *cost - reserved,
+        Transition::Fail { .. } | Transition::Cancel { .. } | Transition::TimedOut { .. } => {
+            task.cost = 0.0;
+            -reserved
+        }
+        _ => 0.0,
+    };
+    if adjustment.abs() > 1e-9 {
+        write_task(conn, &task, false).await?;
+        charge(conn, &task.key_id, adjustment, ts, applied).await?;
     }
     applied.task = Some(task);
     Ok(())
@@ -417,7 +431,7 @@ async fn charge(
     applied: &mut Applied,
 ) -> StoreResult<()> {
     let Some(row) =
-        sqlx::query("UPDATE keys SET spend = spend + ?, updated_at = ? WHERE id = ? RETURNING *")
+        sqlx::query("UPDATE keys SET spend = max(0, round(spend + ?, 6)), updated_at = ? WHERE id = ? RETURNING *")
             .bind(cost)
             .bind(ts)
             .bind(key_id)
@@ -427,9 +441,47 @@ async fn charge(
         return Ok(());
     };
     let key = rows::key(&row)?;
+    announce_if_exhausted(conn, key, cost, ts, applied).await
+}
+
+/// Reserves `cost` against the key's budget, or refuses with `BudgetExceeded`.
+async fn reserve(
+    conn: &mut SqliteConnection,
+    key_id: &str,
+    cost: f64,
+    ts: &str,
+    applied: &mut Applied,
+) -> StoreResult<()> {
+    let row = sqlx::query(
+        "UPDATE keys SET spend = round(spend + ?1, 6), updated_at = ?2
+         WHERE id = ?3 AND (budget IS NULL OR round(spend + ?1, 6) <= budget) RETURNING *",
+    )
+    .bind(cost)
+    .bind(ts)
+    .bind(key_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => {
+            let key = rows::key(&row)?;
+            announce_if_exhausted(conn, key, cost, ts, applied).await
+        }
+        None => Err(StoreError::BudgetExceeded),
+    }
+}
+
+/// Emits `key.budget.exceeded` when adding `cost` used up the budget.
+async fn announce_if_exhausted(
+    conn: &mut SqliteConnection,
+    key: crate::keys::model::VirtualKey,
+    cost: f64,
+    ts: &str,
+    applied: &mut Applied,
+) -> StoreResult<()> {
     if let Some(budget) = key.budget
-        && key.spend >= budget
-        && key.spend - cost < budget
+        && cost > 0.0
+        && key.spend >= budget - 1e-9
+        && key.spend - cost < budget - 1e-9
     {
         let data =
             json!({"keyId": key.id, "keyName": key.name, "budget": budget, "spend": key.spend});
