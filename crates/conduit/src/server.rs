@@ -182,6 +182,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     tokio::spawn(key_upkeep(app.clone()));
 
     // 5. Serve until shut down.
+    // LIMITATION: axum's server has no header-read timeout, so a client that never
+    // finishes its request headers holds its connection; a custom accept loop with
+    // hyper's `header_read_timeout` (or a reverse proxy) would bound it.
     // Keys travel in headers or the query, never in cookies, so any origin may
     // call the API from a browser (the SignalR client sends credentials mode).
     let cors = tower_http::cors::CorsLayer::very_permissive().expose_headers([
