@@ -36,7 +36,12 @@ pub struct NewTask<'a> {
 /// Stores a new pending task durably and queues it; answers once committed.
 pub async fn submit(app: &App, key: &VirtualKey, new: NewTask<'_>) -> Result<Task, ApiError> {
     let created = format_time(now());
-    let estimate = new.model.estimate(&new.request);
+    // Only a key with a budget needs its work reserved up front; for the others
+    // the completed task is simply charged, which keeps their submits to one write.
+    let estimate = match key.budget {
+        Some(_) => new.model.estimate(&new.request),
+        None => 0.0,
+    };
     let task = Task {
         id: new_id("task"),
         key_id: key.id.clone(),
