@@ -52,6 +52,7 @@ pub struct RawConfig {
     pub task_timeout_secs: u64,
     pub max_body_bytes: usize,
     pub usage_metrics_interval_ms: u64,
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for RawConfig {
@@ -80,6 +81,7 @@ impl Default for RawConfig {
             task_timeout_secs: 600,
             max_body_bytes: 25 * 1024 * 1024,
             usage_metrics_interval_ms: 5000,
+            header_read_timeout_ms: 30_000,
         }
     }
 }
@@ -117,6 +119,8 @@ pub struct Config {
     pub task_timeout: Duration,
     pub max_body_bytes: usize,
     pub usage_metrics_interval: Duration,
+    /// A client must send a request's headers within this time.
+    pub header_read_timeout: Duration,
 }
 
 impl Config {
@@ -168,6 +172,7 @@ impl Config {
             task_timeout: Duration::from_secs(raw.task_timeout_secs.max(1)),
             max_body_bytes: raw.max_body_bytes.max(1024),
             usage_metrics_interval: Duration::from_millis(raw.usage_metrics_interval_ms.max(100)),
+            header_read_timeout: Duration::from_millis(raw.header_read_timeout_ms.max(100)),
         })
     }
 

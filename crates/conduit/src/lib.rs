@@ -13,6 +13,7 @@ pub mod events;
 pub mod hubs;
 pub mod ids;
 pub mod keys;
+pub mod listener;
 pub mod openapi;
 pub mod providers;
 pub mod server;

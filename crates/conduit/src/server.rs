@@ -182,9 +182,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     tokio::spawn(key_upkeep(app.clone()));
 
     // 5. Serve until shut down.
-    // LIMITATION: axum's server has no header-read timeout, so a client that never
-    // finishes its request headers holds its connection; a custom accept loop with
-    // hyper's `header_read_timeout` (or a reverse proxy) would bound it.
     // Keys travel in headers or the query, never in cookies, so any origin may
     // call the API from a browser (the SignalR client sends credentials mode).
     let cors = tower_http::cors::CorsLayer::very_permissive().expose_headers([
@@ -194,14 +191,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     ]);
     let router = crate::api::router(app.clone()).merge(hubs).layer(cors);
     let stop = shutdown.clone();
-    let served = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-    });
+    let served = tokio::spawn(crate::listener::serve(
+        listener,
+        router,
+        app.config.header_read_timeout,
+        stop,
+    ));
     tracing::info!(%addr, public_url = %app.config.public_url, "conduit listening");
     Ok(RunningServer {
         app,
