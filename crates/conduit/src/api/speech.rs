@@ -31,12 +31,7 @@ use crate::tasks::requests::SpeechJob;
         (status = 200, description = "The audio.", content_type = "audio/wav", body = Vec<u8>),
         (status = 202, description = "Accepted as a task.", body = TaskAccepted),
         (status = 502, description = "The synchronous task failed.", body = ErrorBody),
-
-        (status = 400, description = "A bad field, named in `param`.", body = ErrorBody),
-        (status = 401, description = "Missing, unknown, disabled or expired key.", body = ErrorBody),
-        (status = 402, description = "The key's budget is used up.", body = ErrorBody),
-        (status = 403, description = "The key may not use this model.", body = ErrorBody),
-        (status = 429, description = "Over the key's rate limit; see `Retry-After`.", body = ErrorBody)
+        super::schema::errors::SubmitErrors
     ),
     security(("virtual_key" = []))
 )]

@@ -11,7 +11,7 @@ use super::schema::requests::VideoGenerationRequest;
 use super::schema::responses::TaskAccepted;
 use super::submit::{accepted, admit, common, new_task, parse_size, resolve};
 use crate::app::App;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::keys::auth::ClientKey;
 use crate::keys::model::VirtualKey;
 use crate::tasks;
@@ -27,12 +27,7 @@ use crate::tasks::requests::VideoJob;
     request_body = VideoGenerationRequest,
     responses(
         (status = 202, description = "Accepted as a task.", body = TaskAccepted),
-
-        (status = 400, description = "A bad field, named in `param`.", body = ErrorBody),
-        (status = 401, description = "Missing, unknown, disabled or expired key.", body = ErrorBody),
-        (status = 402, description = "The key's budget is used up.", body = ErrorBody),
-        (status = 403, description = "The key may not use this model.", body = ErrorBody),
-        (status = 429, description = "Over the key's rate limit; see `Retry-After`.", body = ErrorBody)
+        super::schema::errors::SubmitErrors
     ),
     security(("virtual_key" = []))
 )]
@@ -53,12 +48,7 @@ pub async fn videos(
     request_body = VideoGenerationRequest,
     responses(
         (status = 202, description = "Accepted as a task.", body = TaskAccepted),
-
-        (status = 400, description = "A bad field, named in `param`.", body = ErrorBody),
-        (status = 401, description = "Missing, unknown, disabled or expired key.", body = ErrorBody),
-        (status = 402, description = "The key's budget is used up.", body = ErrorBody),
-        (status = 403, description = "The key may not use this model.", body = ErrorBody),
-        (status = 429, description = "Over the key's rate limit; see `Retry-After`.", body = ErrorBody)
+        super::schema::errors::SubmitErrors
     ),
     security(("virtual_key" = []))
 )]

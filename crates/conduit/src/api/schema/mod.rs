@@ -6,6 +6,7 @@
 //! type lives here and the handler uses it, so the document cannot drift from it.
 
 pub mod admin;
+pub mod errors;
 pub mod requests;
 pub mod responses;
 pub mod webhooks;
