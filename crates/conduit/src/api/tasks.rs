@@ -99,8 +99,7 @@ async fn get_with_wait(
     description = "One task; `wait` long-polls until it changes.",
     params(("id" = String, Path, description = "The task id, `task_…`."), WaitQuery),
     responses(
-        (status = 200, description = "The task.", body = super::schema::responses::TaskObject, headers(("ETag" = String))), (status = 304, description = "Unchanged since `If-None-Match`."),
-        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+        super::schema::responses::TaskAnswers
     ),
     security(("virtual_key" = []))
 )]
@@ -123,8 +122,7 @@ pub async fn get(
     description = "The task, long-polled for `timeout` seconds.",
     params(("id" = String, Path, description = "The task id, `task_…`."), WaitQuery),
     responses(
-        (status = 200, description = "The task.", body = super::schema::responses::TaskObject, headers(("ETag" = String))), (status = 304, description = "Unchanged since `If-None-Match`."),
-        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+        super::schema::responses::TaskAnswers
     ),
     security(("virtual_key" = []))
 )]
@@ -150,8 +148,7 @@ pub async fn poll(
     description = "Compatibility alias of `GET /v1/tasks/{id}`.",
     params(("id" = String, Path, description = "The task id, `task_…`."), WaitQuery),
     responses(
-        (status = 200, description = "The task.", body = super::schema::responses::TaskObject, headers(("ETag" = String))), (status = 304, description = "Unchanged since `If-None-Match`."),
-        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+        super::schema::responses::TaskAnswers
     ),
     security(("virtual_key" = []))
 )]
@@ -173,8 +170,7 @@ pub async fn image_status(
     description = "Compatibility alias of `GET /v1/tasks/{id}`.",
     params(("id" = String, Path, description = "The task id, `task_…`."), WaitQuery),
     responses(
-        (status = 200, description = "The task.", body = super::schema::responses::TaskObject, headers(("ETag" = String))), (status = 304, description = "Unchanged since `If-None-Match`."),
-        (status = 404, description = "No such task for this key.", body = crate::error::ErrorBody)
+        super::schema::responses::TaskAnswers
     ),
     security(("virtual_key" = []))
 )]

@@ -119,3 +119,18 @@ pub struct Status {
     /// `ok`, `ready`, `unavailable` or `shutting_down`.
     pub status: String,
 }
+
+/// What the routes that read one task answer (`GET /v1/tasks/{id}` and its aliases).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum TaskAnswers {
+    /// The task.
+    #[response(status = 200, headers(("ETag" = String, description = "Changes whenever the task does.")))]
+    Task(TaskObject),
+    /// Unchanged since `If-None-Match`.
+    #[response(status = 304)]
+    NotModified,
+    /// No such task for this key.
+    #[response(status = 404)]
+    NotFound(crate::error::ErrorBody),
+}
