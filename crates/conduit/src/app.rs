@@ -63,6 +63,7 @@ impl CommitSink for CommitFanout {
         }
         if let Some(id) = &applied.deleted_key {
             self.keys.remove(id);
+            self.endpoints.remove_owner(id);
         }
         if let Some(endpoint) = &applied.endpoint {
             self.endpoints.put(endpoint.clone());

@@ -178,6 +178,19 @@ async fn bad_endpoint_input_is_a_400_naming_the_field() {
             "events",
         ),
         (
+            json!({"url": "http://127.0.0.1:9/", "events": ["image.complete"]}),
+            "events",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/", "events": ["system.*"]}),
+            "events",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/", "status": "paused"}),
+            "status",
+        ),
+        (json!({"url": "http://127.0.0.1:0/"}), "url"),
+        (
             json!({"url": "http://127.0.0.1:9/", "rate_limit": 0}),
             "rate_limit",
         ),
@@ -210,6 +223,20 @@ async fn bad_endpoint_input_is_a_400_naming_the_field() {
         assert_eq!(status, 400, "{body} -> {err}");
         assert_eq!(err["error"]["param"], param, "{body} -> {err}");
         assert_eq!(err["error"]["type"], "invalid_request_error");
+    }
+    // Admin endpoints receive system events only: a task pattern is a mistake.
+    for events in [json!(["image.*"]), json!(["system.maintenence"])] {
+        let body = json!({"url": "http://127.0.0.1:9/", "events": events});
+        let (status, err) = call(
+            &server,
+            Method::POST,
+            "/admin/v1/webhooks",
+            MASTER_KEY,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 400, "{body} -> {err}");
+        assert_eq!(err["error"]["param"], "events", "{err}");
     }
     let (status, _) = call(
         &server,

@@ -9,6 +9,7 @@
 
 pub mod bus;
 pub mod canonical;
+pub mod catalog;
 pub mod filter;
 
 use bytes::Bytes;

@@ -179,15 +179,15 @@ pub trait Store: Send + Sync + 'static {
     async fn endpoints(&self) -> StoreResult<Vec<Endpoint>>;
     /// Up to `limit` deliveries that are due, unleased and first in their lane,
     /// leased for `lease_secs` seconds, with their bodies. Deliveries to
-    /// `skip_urls` (receivers the dispatcher cannot take now) are left alone.
+    /// `skip_receivers` (receivers the dispatcher cannot take now) are left alone.
     async fn claim_deliveries(
         &self,
         limit: u32,
         lease_secs: u64,
-        skip_urls: &[String],
+        skip_receivers: &[String],
     ) -> StoreResult<Vec<Dispatch>>;
-    /// When the next delivery not to `skip_urls` becomes claimable (RFC 3339).
-    async fn next_due_delivery(&self, skip_urls: &[String]) -> StoreResult<Option<String>>;
+    /// When the next delivery not to `skip_receivers` becomes claimable (RFC 3339).
+    async fn next_due_delivery(&self, skip_receivers: &[String]) -> StoreResult<Option<String>>;
     /// Records attempts' outcomes and their deliveries' next states, in one
     /// transaction; for each, returns the next delivery of its lane, leased,
     /// when the record asked for it (its body is the caller's to find).

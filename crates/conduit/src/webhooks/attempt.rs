@@ -16,8 +16,9 @@ const EXCERPT_BYTES: usize = 4096;
 
 /// What the dispatcher learns when an attempt is over.
 pub(super) struct Finished {
-    /// The receiver URL the attempt used (its concurrency slot).
-    pub url: String,
+    /// The receiver the attempt was for (its concurrency slot, see
+    /// [`super::model::receiver`]).
+    pub receiver: String,
     /// Whether the receiver answered promptly (`None`: nothing was sent).
     pub healthy: Option<bool>,
     /// The next delivery of the lane, already leased.
@@ -152,7 +153,7 @@ async fn attempt(ctx: &Context, dispatch: Dispatch) -> Finished {
         Kind::Timeout | Kind::Error | Kind::Refused => false,
     };
     Finished {
-        url: d.url.clone(),
+        receiver: d.receiver(),
         healthy: Some(healthy),
         next,
     }
@@ -256,7 +257,7 @@ async fn drop_delivery(ctx: &Context, d: &Delivery, reason: &str) -> Finished {
         None => None,
     };
     Finished {
-        url: d.url.clone(),
+        receiver: d.receiver(),
         healthy: None,
         next,
     }

@@ -1,7 +1,7 @@
 //! The claim loop: takes from the outbox what the commit hand-over did not.
 //!
 //! That is retries whose time has come, deliveries left behind by a killed
-//! process, deliveries to URLs that were saturated, and replays. The loop
+//! process, deliveries to receivers that were saturated, and replays. The loop
 //! sleeps until the earliest of: a wake from the [`Gate`], the next due time in
 //! the outbox, or shutdown. It never polls for new work: besides those it only
 //! looks again once per lease length, for leases this process let run out.
@@ -45,7 +45,7 @@ pub(super) async fn run(app: Arc<App>, gate: Arc<Gate>, tx: mpsc::UnboundedSende
         }
 
         // 2. Claim while there is room and work.
-        let skip = gate.saturated_urls();
+        let skip = gate.saturated();
         let mut failed = false;
         let mut full = false;
         loop {

@@ -10,7 +10,7 @@
 //! resolver and are checked by the caller ([`super::ssrf::Policy::check_url`])
 //! before each attempt.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,11 +56,12 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
-            if let Err(reason) = policy.check_resolved(&ips) {
-                return Err(Box::new(Refused(reason)) as Box<dyn std::error::Error + Send + Sync>);
+            match policy.permitted(&addrs, |a: SocketAddr| a.ip()) {
+                Ok(allowed) => Ok(Box::new(allowed.into_iter()) as Addrs),
+                Err(reason) => {
+                    Err(Box::new(Refused(reason)) as Box<dyn std::error::Error + Send + Sync>)
+                }
             }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
 }

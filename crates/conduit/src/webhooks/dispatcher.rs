@@ -2,20 +2,25 @@
 //!
 //! One task owns all scheduling state, so none of it needs a lock. Leased
 //! deliveries arrive from the commit hand-over, from claims, and as the next of
-//! a lane when an attempt is recorded. Each goes into its receiver URL's slot,
-//! and a slot starts attempts while three limits allow:
+//! a lane when an attempt is recorded. Each goes into its receiver's slot (a
+//! registered endpoint, or a task's own `webhook_url`: see
+//! [`super::model::receiver`]), and a slot starts attempts while three limits
+//! allow:
 //!
 //! - the global limit on attempts in flight (`webhook_concurrency`);
-//! - the URL's own concurrency limit, which adapts: it grows by one with each
-//!   prompt answer and halves on a timeout, connection error or 5xx, so a dead
-//!   URL soon holds a single connection and a healthy one ramps up under load;
+//! - the receiver's own concurrency limit, which adapts: it grows by one with
+//!   each prompt answer and halves on a timeout, connection error or 5xx, so a
+//!   dead receiver soon holds a single connection and a healthy one ramps up
+//!   under load;
 //! - the endpoint's `rate_limit` (deliveries per second), as a minimum spacing.
 //!
-//! A URL whose slot is full (in flight plus waiting reach twice its limit) is
-//! published as saturated on the [`Gate`]: the planner and the claims leave its
-//! deliveries in the outbox until the slot drains, so a slow receiver holds only
-//! its own deliveries and never the memory or capacity others need. Ordering
-//! needs nothing here: only the head of a lane is ever leased.
+//! A receiver whose slot is full (in flight plus waiting reach twice its limit)
+//! is published as saturated on the [`Gate`]: the planner and the claims leave
+//! its deliveries in the outbox until the slot drains, so a slow receiver holds
+//! only its own deliveries and never the memory or capacity others need. Two
+//! keys' endpoints on the same URL are two receivers: one key's rate limit or
+//! backlog never delays the other's. Ordering needs nothing here: only the head
+//! of a lane is ever leased.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -30,14 +35,15 @@ use super::retry::RetryPolicy;
 use super::ssrf::Policy;
 use crate::app::App;
 
-// LIMITATION: the per-URL limits below are constants, and what a URL's limit
-// learned lives in memory only (a restart starts every URL at the initial
-// limit again). Settings, or a per-endpoint override, would lift this.
+// LIMITATION: the per-receiver limits below are constants, and what a
+// receiver's limit learned lives in memory only (a restart starts every
+// receiver at the initial limit again). Settings, or a per-endpoint override,
+// would lift this.
 
-/// A URL's concurrency limit when first seen.
-const INITIAL_URL_LIMIT: usize = 2;
-/// A URL's concurrency limit at most.
-const MAX_URL_LIMIT: usize = 32;
+/// A receiver's concurrency limit when first seen.
+const INITIAL_LIMIT: usize = 2;
+/// A receiver's concurrency limit at most.
+const MAX_LIMIT: usize = 32;
 /// Deliveries waiting in one slot beyond which more are given back to the outbox.
 const MAX_WAITING: usize = 64;
 
@@ -56,11 +62,11 @@ pub(super) enum Msg {
     Deliver(Vec<Dispatch>),
     /// An attempt is over.
     Finished(Box<Finished>),
-    /// A URL's rate limit allows the next start now.
+    /// A receiver's rate limit allows the next start now.
     Pump(String),
 }
 
-/// One receiver URL's share of the dispatcher.
+/// One receiver's share of the dispatcher.
 struct Slot {
     in_flight: usize,
     waiting: VecDeque<Dispatch>,
@@ -75,7 +81,7 @@ impl Slot {
         Slot {
             in_flight: 0,
             waiting: VecDeque::new(),
-            limit: INITIAL_URL_LIMIT,
+            limit: INITIAL_LIMIT,
             next_start: None,
             timer_armed: false,
         }
@@ -92,7 +98,7 @@ pub(super) struct Dispatcher {
     gate: Arc<Gate>,
     tx: mpsc::UnboundedSender<Msg>,
     slots: HashMap<String, Slot>,
-    /// URLs with waiting deliveries held back by the global limit, oldest first.
+    /// Receivers with waiting deliveries held back by the global limit, oldest first.
     blocked: VecDeque<String>,
     blocked_set: HashSet<String>,
     in_flight: usize,
@@ -132,11 +138,11 @@ impl Dispatcher {
             match msg {
                 Msg::Deliver(list) => self.deliver(list),
                 Msg::Finished(finished) => self.finished(*finished),
-                Msg::Pump(url) => {
-                    if let Some(slot) = self.slots.get_mut(&url) {
+                Msg::Pump(receiver) => {
+                    if let Some(slot) = self.slots.get_mut(&receiver) {
                         slot.timer_armed = false;
                     }
-                    self.pump(&url);
+                    self.pump(&receiver);
                 }
             }
             metrics::gauge!("conduit_webhook_in_flight").set(self.in_flight as f64);
@@ -149,32 +155,32 @@ impl Dispatcher {
         let mut touched = Vec::new();
         let mut give_back = Vec::new();
         for dispatch in list {
-            let url = dispatch.delivery.url.clone();
-            let slot = self.slots.entry(url.clone()).or_insert_with(Slot::new);
+            let receiver = dispatch.delivery.receiver();
+            let slot = self.slots.entry(receiver.clone()).or_insert_with(Slot::new);
             if slot.waiting.len() >= MAX_WAITING {
                 give_back.push(dispatch.delivery.id);
                 continue;
             }
             slot.waiting.push_back(dispatch);
-            touched.push(url);
+            touched.push(receiver);
         }
         touched.dedup();
-        for url in touched {
-            self.pump(&url);
+        for receiver in touched {
+            self.pump(&receiver);
         }
         if !give_back.is_empty() {
             self.give_back(give_back);
         }
     }
 
-    /// An attempt ended: free its places, adapt the URL's limit, take the lane's next.
+    /// An attempt ended: free its places, adapt the receiver's limit, take the lane's next.
     fn finished(&mut self, finished: Finished) {
         self.in_flight -= 1;
         self.gate.put_back(1);
-        if let Some(slot) = self.slots.get_mut(&finished.url) {
+        if let Some(slot) = self.slots.get_mut(&finished.receiver) {
             slot.in_flight -= 1;
             match finished.healthy {
-                Some(true) => slot.limit = (slot.limit + 1).min(MAX_URL_LIMIT),
+                Some(true) => slot.limit = (slot.limit + 1).min(MAX_LIMIT),
                 Some(false) => slot.limit = (slot.limit / 2).max(1),
                 None => {}
             }
@@ -183,20 +189,20 @@ impl Dispatcher {
             self.gate.take(1);
             self.deliver(vec![next]);
         }
-        self.pump(&finished.url);
+        self.pump(&finished.receiver);
         while self.in_flight < self.capacity {
-            let Some(url) = self.blocked.pop_front() else {
+            let Some(receiver) = self.blocked.pop_front() else {
                 break;
             };
-            self.blocked_set.remove(&url);
-            self.pump(&url);
+            self.blocked_set.remove(&receiver);
+            self.pump(&receiver);
         }
         self.forget_idle();
     }
 
-    /// Starts the waiting deliveries of one URL while the limits allow.
-    fn pump(&mut self, url: &str) {
-        let Some(slot) = self.slots.get_mut(url) else {
+    /// Starts the waiting deliveries of one receiver while the limits allow.
+    fn pump(&mut self, receiver: &str) {
+        let Some(slot) = self.slots.get_mut(receiver) else {
             return;
         };
         let stale_after = Duration::from_secs(super::LEASE_SECS / 2);
@@ -214,17 +220,15 @@ impl Dispatcher {
 
             // 2. The global limit.
             if self.in_flight >= self.capacity {
-                if self.blocked_set.insert(url.to_string()) {
-                    self.blocked.push_back(url.to_string());
+                if self.blocked_set.insert(receiver.to_string()) {
+                    self.blocked.push_back(receiver.to_string());
                 }
                 break;
             }
 
             // 3. The endpoint's rate limit.
-            // LIMITATION: the limit is a minimum spacing with no burst, kept per
-            // URL slot: two endpoints on the same URL share one spacing (the
-            // stricter of whichever delivery is next). A token bucket per
-            // endpoint would lift both.
+            // LIMITATION: the limit is a minimum spacing with no burst; a token
+            // bucket per endpoint would allow short bursts within the rate.
             let rate = head.delivery.endpoint_id.as_deref().and_then(|id| {
                 self.ctx
                     .app
@@ -239,10 +243,10 @@ impl Dispatcher {
                     if !slot.timer_armed {
                         slot.timer_armed = true;
                         let tx = self.tx.clone();
-                        let url = url.to_string();
+                        let receiver = receiver.to_string();
                         tokio::spawn(async move {
                             tokio::time::sleep_until(at.into()).await;
-                            let _ = tx.send(Msg::Pump(url));
+                            let _ = tx.send(Msg::Pump(receiver));
                         });
                     }
                     break;
@@ -266,8 +270,8 @@ impl Dispatcher {
         if dropped > 0 {
             self.gate.put_back(dropped);
         }
-        if self.gate.set_saturated(url, saturated) && !saturated {
-            // The URL can take more: whatever waits for it in the outbox may come.
+        if self.gate.set_saturated(receiver, saturated) && !saturated {
+            // The receiver can take more: whatever waits for it in the outbox may come.
             self.gate.wake_claims();
         }
     }
@@ -285,13 +289,13 @@ impl Dispatcher {
         });
     }
 
-    /// Forgets idle URLs that learned nothing worth keeping, when there are many.
+    /// Forgets idle receivers that learned nothing worth keeping, when there are many.
     fn forget_idle(&mut self) {
         if self.slots.len() < 4096 {
             return;
         }
         self.slots.retain(|_, slot| {
-            slot.in_flight > 0 || !slot.waiting.is_empty() || slot.limit < INITIAL_URL_LIMIT
+            slot.in_flight > 0 || !slot.waiting.is_empty() || slot.limit < INITIAL_LIMIT
         });
     }
 }

@@ -1,14 +1,14 @@
 //! Where the store's writer and the dispatcher meet.
 //!
 //! - The planner asks [`Gate::accepts`] inside the writing transaction whether
-//!   the dispatcher can take a delivery to a URL right now. If so, and the
+//!   the dispatcher can take a delivery to a receiver right now. If so, and the
 //!   delivery heads its lane, the writer leases it in that transaction and the
 //!   commit hands it over ([`Gate::committed`]): the first attempt starts
 //!   without another round trip through the database.
 //! - Everything else waits in the outbox until the claim loop picks it up. The
 //!   loop sleeps until woken ([`Gate::wake_claims`]) or until the next retry is
 //!   due; it never polls the table on a timer.
-//! - The dispatcher publishes which URLs are saturated (their concurrency is used
+//! - The dispatcher publishes which receivers are saturated (their concurrency is used
 //!   up and a few deliveries already wait): neither the planner nor a claim
 //!   takes more deliveries for those, so they stay in the outbox and hold no
 //!   memory and no share of the global capacity.
@@ -33,7 +33,7 @@ pub struct Gate {
     hot_receiver: Mutex<Option<mpsc::UnboundedReceiver<Vec<Dispatch>>>>,
     /// Whether a dispatcher runs (no hot leases otherwise).
     running: AtomicBool,
-    /// URLs the dispatcher cannot take more deliveries for now.
+    /// Receivers the dispatcher cannot take more deliveries for now.
     saturated: RwLock<HashSet<String>>,
     /// Deliveries this process holds: waiting in memory or in flight.
     held: AtomicUsize,
@@ -108,11 +108,11 @@ impl Gate {
         self.running.store(false, Ordering::Release);
     }
 
-    /// Whether the dispatcher can take a new delivery to `url` at once.
-    pub fn accepts(&self, url: &str) -> bool {
+    /// Whether the dispatcher can take a new delivery to `receiver` at once.
+    pub fn accepts(&self, receiver: &str) -> bool {
         self.running.load(Ordering::Acquire)
             && self.held.load(Ordering::Relaxed) < self.max_held.load(Ordering::Relaxed)
-            && !self.saturated.read().contains(url)
+            && !self.saturated.read().contains(receiver)
     }
 
     /// After a commit: hands over what the writer leased, and keeps the bodies
@@ -197,22 +197,22 @@ impl Gate {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// Marks `url` saturated or not; returns true if that changed.
-    pub(super) fn set_saturated(&self, url: &str, saturated: bool) -> bool {
-        let known = self.saturated.read().contains(url);
+    /// Marks `receiver` saturated or not; returns true if that changed.
+    pub(super) fn set_saturated(&self, receiver: &str, saturated: bool) -> bool {
+        let known = self.saturated.read().contains(receiver);
         if known == saturated {
             return false;
         }
         let mut set = self.saturated.write();
         if saturated {
-            set.insert(url.to_string())
+            set.insert(receiver.to_string())
         } else {
-            set.remove(url)
+            set.remove(receiver)
         }
     }
 
-    /// The saturated URLs, for a claim to skip.
-    pub(super) fn saturated_urls(&self) -> Vec<String> {
+    /// The saturated receivers, for a claim to skip.
+    pub(super) fn saturated(&self) -> Vec<String> {
         self.saturated.read().iter().cloned().collect()
     }
 }

@@ -74,6 +74,13 @@ impl EndpointDirectory {
         self.inner.write().remove(id);
     }
 
+    /// Forgets every endpoint of a deleted key.
+    pub fn remove_owner(&self, key_id: &str) {
+        self.inner
+            .write()
+            .retain(|_, (e, _)| e.key_id.as_deref() != Some(key_id));
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Endpoint>> {
         self.inner.read().get(id).map(|(e, _)| e.clone())
     }
@@ -118,9 +125,19 @@ pub struct Webhooks {
 
 /// The guard's policy from the configuration.
 pub fn policy(config: &crate::config::Config) -> ssrf::Policy {
+    let own_authority = url::Url::parse(&config.public_url).ok().and_then(|u| {
+        let host = u.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        Some((host, u.port_or_known_default()?))
+    });
     ssrf::Policy {
         allow: config.webhook_allow_cidrs.clone(),
         https_only: config.webhook_https_only,
+        own_port: config.listen.port(),
+        own_authority,
     }
 }
 
@@ -143,7 +160,12 @@ pub async fn check_webhook_url(
                 Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
                 _ => return Err(refuse(format!("The host `{name}` could not be resolved."))),
             };
-        policy.check_resolved(&addrs).map_err(refuse)?;
+        policy.permitted(&addrs, |ip| ip).map_err(refuse)?;
+        if port == policy.own_port && addrs.iter().any(|ip| ip.is_loopback()) {
+            return Err(refuse(
+                "A webhook may not call the gateway itself.".to_string(),
+            ));
+        }
     }
     Ok(url.to_string())
 }

@@ -32,6 +32,24 @@ pub struct Endpoint {
     pub updated_at: String,
 }
 
+/// The dispatcher's unit of concurrency and pacing for a delivery: its
+/// registered endpoint, or, for a task's own `webhook_url`, that URL. Endpoints
+/// of different keys that share a URL are separate receivers, so one key's
+/// rate limit or backlog never delays another key's deliveries.
+pub fn receiver(endpoint_id: Option<&str>, url: &str) -> String {
+    match endpoint_id {
+        Some(id) => format!("ep:{id}"),
+        None => format!("url:{url}"),
+    }
+}
+
+impl Delivery {
+    /// See [`receiver`].
+    pub fn receiver(&self) -> String {
+        receiver(self.endpoint_id.as_deref(), &self.url)
+    }
+}
+
 /// A delivery to write to the outbox with its event.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::EndpointDirectory;
 use super::gate::Gate;
-use super::model::NewDelivery;
+use super::model::{NewDelivery, receiver};
 use crate::events::Event;
 use crate::ids::new_id;
 use crate::store::OutboxPlanner;
@@ -31,6 +31,7 @@ impl OutboxPlanner for Planner {
     fn plan(&self, event: &Event, task: Option<&Task>) -> Vec<NewDelivery> {
         let mut out = Vec::new();
         let new = |url: &str, endpoint_id: Option<String>, lane: String, headers| NewDelivery {
+            lease: self.gate.accepts(&receiver(endpoint_id.as_deref(), url)),
             id: new_id("dlv"),
             event_position: event.position,
             event_id: event.id.clone(),
@@ -42,7 +43,6 @@ impl OutboxPlanner for Planner {
             headers,
             lane,
             body: event.body.clone(),
-            lease: self.gate.accepts(url),
         };
 
         // 1. The task's own webhook_url.

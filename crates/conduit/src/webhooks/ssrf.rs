@@ -6,6 +6,12 @@
 //! Literal addresses in every notation are normalised by the URL parser first
 //! (`http://2130706433/`, `http://0x7f.1/`, `http://[::ffff:127.0.0.1]/`).
 //! Operators open ranges for development with `CONDUIT_WEBHOOK_ALLOW_CIDRS`.
+//!
+//! Whatever the allow-list opens, a webhook may not call the gateway itself
+//! (its listen address or its public URL): a delivery that calls the API could
+//! start a loop of deliveries. The API also refuses any request that carries a
+//! delivery's signature headers, which catches the addresses this check cannot
+//! know (a proxy, another name for the host).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -19,6 +25,10 @@ pub struct Policy {
     pub allow: Vec<IpNet>,
     /// Refuse plain `http://`.
     pub https_only: bool,
+    /// The port the gateway listens on (0 if it is chosen at start).
+    pub own_port: u16,
+    /// The host and port of the gateway's public URL.
+    pub own_authority: Option<(String, u16)>,
 }
 
 /// Host names that are private by definition.
@@ -33,7 +43,7 @@ const BLOCKED_NAMES: &[&str] = &[
 
 impl Policy {
     /// Parses and checks a URL's form and, if its host is a literal address, the
-    /// address. Names are checked by [`Policy::check_resolved`] after resolution.
+    /// address. Names are checked by [`Policy::permitted`] after resolution.
     pub fn check_url(&self, text: &str) -> Result<Url, String> {
         if text.len() > 2048 {
             return Err("The URL is longer than 2048 characters.".into());
@@ -52,15 +62,36 @@ impl Policy {
         if !url.username().is_empty() || url.password().is_some() {
             return Err("Webhook URLs may not contain credentials.".into());
         }
+        let port = url.port_or_known_default().unwrap_or(0);
+        if port == 0 {
+            return Err("The URL's port 0 cannot be connected to.".into());
+        }
+        let own = || Err("A webhook may not call the gateway itself.".to_string());
         match url.host() {
             None => Err("The URL has no host.".into()),
-            Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)).map(|_| url.clone()),
-            Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)).map(|_| url.clone()),
+            Some(url::Host::Ipv4(ip)) => self.check_literal(IpAddr::V4(ip), port, &url),
+            Some(url::Host::Ipv6(ip)) => self.check_literal(IpAddr::V6(ip), port, &url),
             Some(url::Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
+                if self
+                    .own_authority
+                    .as_ref()
+                    .is_some_and(|(host, p)| *host == name && *p == port)
+                {
+                    return own();
+                }
+                let loopback_name = name == "localhost" || name.ends_with(".localhost");
+                if loopback_name && self.allows_loopback() {
+                    // Resolved to loopback at connect time, and checked again there.
+                    return if port == self.own_port {
+                        own()
+                    } else {
+                        Ok(url)
+                    };
+                }
                 if name.is_empty()
+                    || loopback_name
                     || BLOCKED_NAMES.contains(&name.as_str())
-                    || name.ends_with(".localhost")
                     || name.ends_with(".internal")
                     || name.ends_with(".local")
                 {
@@ -69,6 +100,29 @@ impl Policy {
                 Ok(url)
             }
         }
+    }
+
+    /// A literal address: the guard, then the gateway's own address.
+    fn check_literal(&self, ip: IpAddr, port: u16, url: &Url) -> Result<Url, String> {
+        self.check_ip(ip)?;
+        let local = ip.is_loopback() || ip.is_unspecified();
+        let own_host = self
+            .own_authority
+            .as_ref()
+            .is_some_and(|(host, p)| *p == port && host.parse::<IpAddr>() == Ok(ip));
+        if own_host || (port == self.own_port && local) {
+            return Err("A webhook may not call the gateway itself.".into());
+        }
+        Ok(url.clone())
+    }
+
+    /// Whether the allow-list opens a loopback address (development setups).
+    fn allows_loopback(&self) -> bool {
+        let v4: IpAddr = Ipv4Addr::LOCALHOST.into();
+        let v6: IpAddr = Ipv6Addr::LOCALHOST.into();
+        self.allow
+            .iter()
+            .any(|net| net.contains(&v4) || net.contains(&v6))
     }
 
     /// Whether a resolved address may be contacted.
@@ -84,12 +138,29 @@ impl Policy {
         }
     }
 
-    /// Checks every address a name resolved to.
-    pub fn check_resolved(&self, addrs: &[IpAddr]) -> Result<(), String> {
-        if addrs.is_empty() {
-            return Err("The host did not resolve to any address.".into());
+    /// The addresses of a name that may be contacted; refused if none may.
+    /// Only those are ever connected to (`localhost` may resolve to both
+    /// `127.0.0.1` and `::1` with only one of them allowed).
+    pub fn permitted<T: Copy>(
+        &self,
+        addrs: &[T],
+        ip: impl Fn(T) -> IpAddr,
+    ) -> Result<Vec<T>, String> {
+        let mut first_refusal = None;
+        let mut out = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            match self.check_ip(ip(*addr)) {
+                Ok(()) => out.push(*addr),
+                Err(reason) => {
+                    first_refusal.get_or_insert(reason);
+                }
+            }
         }
-        addrs.iter().try_for_each(|ip| self.check_ip(*ip))
+        match first_refusal {
+            _ if !out.is_empty() => Ok(out),
+            Some(reason) => Err(reason),
+            None => Err("The host did not resolve to any address.".into()),
+        }
     }
 }
 
@@ -243,24 +314,62 @@ mod tests {
         }
         let open = Policy {
             allow: vec!["127.0.0.0/8".parse().unwrap()],
-            https_only: false,
+            ..Policy::default()
         };
         assert!(open.check_url("http://127.0.0.1:9000/hook").is_ok());
         assert!(open.check_url("http://10.0.0.1/").is_err());
         let strict = Policy {
-            allow: vec![],
             https_only: true,
+            ..Policy::default()
         };
         assert!(strict.check_url("http://example.com/").is_err());
     }
 
     #[test]
-    fn resolved_addresses_are_all_checked() {
+    fn only_permitted_resolved_addresses_are_used() {
         let policy = Policy::default();
         let public: IpAddr = "93.184.216.34".parse().unwrap();
         let private: IpAddr = "10.1.2.3".parse().unwrap();
-        assert!(policy.check_resolved(&[public]).is_ok());
-        assert!(policy.check_resolved(&[public, private]).is_err());
-        assert!(policy.check_resolved(&[]).is_err());
+        let check = |addrs: &[IpAddr]| policy.permitted(addrs, |ip| ip);
+        assert_eq!(check(&[public]), Ok(vec![public]));
+        assert_eq!(check(&[private, public]), Ok(vec![public]));
+        assert!(check(&[private]).unwrap_err().contains("private"));
+        assert!(check(&[]).is_err());
+    }
+
+    #[test]
+    fn the_gateway_itself_is_refused_even_when_allowed() {
+        let policy = Policy {
+            allow: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            https_only: false,
+            own_port: 5000,
+            own_authority: Some(("conduit.example.com".into(), 443)),
+        };
+        for url in [
+            "http://127.0.0.1:5000/v1/events/evt_1/redeliver",
+            "http://127.0.0.2:5000/",
+            "http://[::1]:5000/",
+            "http://localhost:5000/",
+            "http://LOCALHOST.:5000/",
+            "https://conduit.example.com/v1/tasks",
+            "https://conduit.example.com:443/",
+            "http://127.0.0.1:0/",
+        ] {
+            let err = policy.check_url(url).expect_err(url);
+            assert!(
+                err.contains("gateway itself") || err.contains("port 0"),
+                "{url}: {err}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:5001/hook",
+            "http://localhost:3000/webhooks",
+            "https://conduit.example.com:8443/",
+        ] {
+            assert!(policy.check_url(url).is_ok(), "{url}");
+        }
+        // Without loopback in the allow-list, `localhost` stays a private name.
+        let closed = Policy::default();
+        assert!(closed.check_url("http://localhost:3000/").is_err());
     }
 }

@@ -14,7 +14,7 @@ pub struct CreateWebhookEndpointRequest {
     /// The receiver: `https://…` (checked like a task's `webhook_url`).
     pub url: String,
     /// 1–100 event type patterns such as `image.*`, `video.completed` or `*`;
-    /// `["*"]` by default.
+    /// `["*"]` by default. Each must match an event the endpoint can receive.
     pub events: Option<Vec<String>>,
     /// At most 512 characters.
     pub description: Option<String>,
@@ -24,6 +24,9 @@ pub struct CreateWebhookEndpointRequest {
     /// Extra headers sent with each delivery; they cannot replace Conduit's own.
     #[schema(value_type = Option<Object>)]
     pub headers: Option<Map<String, Value>>,
+    /// `active` (the default) or `disabled`: created switched off, to be
+    /// enabled later with `PATCH`.
+    pub status: Option<String>,
 }
 
 /// `PATCH …/webhooks/{id}`: the fields to change; `null` clears `description`

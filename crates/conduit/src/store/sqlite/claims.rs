@@ -17,15 +17,16 @@ use crate::ids::{format_time, now};
 use crate::store::StoreResult;
 use crate::webhooks::model::Delivery;
 
-/// Appends `AND d.url NOT IN (…)` for receivers the dispatcher cannot take now.
-fn push_skip(sql: &mut QueryBuilder<'_, Sqlite>, skip_urls: &[String]) {
-    if skip_urls.is_empty() {
+/// Leaves out deliveries to receivers the dispatcher cannot take now (see
+/// [`crate::webhooks::model::receiver`]: `ep:{endpoint}` or `url:{url}`).
+fn push_skip(sql: &mut QueryBuilder<'_, Sqlite>, skip_receivers: &[String]) {
+    if skip_receivers.is_empty() {
         return;
     }
-    sql.push(" AND d.url NOT IN (");
+    sql.push(" AND COALESCE('ep:' || d.endpoint_id, 'url:' || d.url) NOT IN (");
     let mut list = sql.separated(", ");
-    for url in skip_urls {
-        list.push_bind(url.clone());
+    for receiver in skip_receivers {
+        list.push_bind(receiver.clone());
     }
     sql.push(")");
 }
@@ -40,13 +41,13 @@ fn push_lane_gate(sql: &mut QueryBuilder<'_, Sqlite>) {
 
 /// Ids of deliveries that are due, unleased and head their lane (read-only).
 // LIMITATION: the due index is walked from the oldest row, and rows for skipped
-// (saturated) URLs or behind a busy lane head are stepped over one by one, so
-// a claim costs more as a dead receiver's backlog grows. A per-URL head table
+// (saturated) receivers or behind a busy lane head are stepped over one by one, so
+// a claim costs more as a dead receiver's backlog grows. A per-receiver head table
 // maintained on insert and record would make claims independent of backlogs.
 pub(super) async fn candidates(
     readers: &SqlitePool,
     limit: u32,
-    skip_urls: &[String],
+    skip_receivers: &[String],
 ) -> StoreResult<Vec<String>> {
     let ts = format_time(now());
     let mut sql = QueryBuilder::<Sqlite>::new(
@@ -56,7 +57,7 @@ pub(super) async fn candidates(
         .push(" AND (d.lease_until IS NULL OR d.lease_until < ")
         .push_bind(ts)
         .push(")");
-    push_skip(&mut sql, skip_urls);
+    push_skip(&mut sql, skip_receivers);
     push_lane_gate(&mut sql);
     sql.push(" ORDER BY d.next_attempt_at, d.event_position LIMIT ")
         .push_bind(limit as i64);
@@ -118,20 +119,20 @@ pub(super) async fn bodies(
 }
 
 /// When the next unleased delivery the dispatcher could take comes due: the
-/// earliest due time among lane heads not in `skip_urls` (a walk of the due
+/// earliest due time among lane heads not in `skip_receivers` (a walk of the due
 /// index that stops at the first match). Leased rows are not considered: this
 /// process releases its own, and the caller looks again once a lease could
 /// have run out.
 pub(super) async fn next_due(
     readers: &SqlitePool,
-    skip_urls: &[String],
+    skip_receivers: &[String],
 ) -> StoreResult<Option<String>> {
     let mut sql = QueryBuilder::<Sqlite>::new(
         "SELECT d.next_attempt_at FROM webhook_deliveries d
          WHERE d.status IN ('pending', 'failed') AND (d.lease_until IS NULL OR d.lease_until < ",
     );
     sql.push_bind(format_time(now())).push(")");
-    push_skip(&mut sql, skip_urls);
+    push_skip(&mut sql, skip_receivers);
     push_lane_gate(&mut sql);
     sql.push(" ORDER BY d.next_attempt_at, d.event_position LIMIT 1");
     let row = sql.build().fetch_optional(readers).await?;

@@ -225,10 +225,10 @@ impl Store for SqliteStore {
         &self,
         limit: u32,
         lease_secs: u64,
-        skip_urls: &[String],
+        skip_receivers: &[String],
     ) -> StoreResult<Vec<Dispatch>> {
         // 1. Find candidates on a reader, so an empty claim costs the writer nothing.
-        let ids = claims::candidates(&self.readers, limit, skip_urls).await?;
+        let ids = claims::candidates(&self.readers, limit, skip_receivers).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -262,8 +262,8 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn next_due_delivery(&self, skip_urls: &[String]) -> StoreResult<Option<String>> {
-        claims::next_due(&self.readers, skip_urls).await
+    async fn next_due_delivery(&self, skip_receivers: &[String]) -> StoreResult<Option<String>> {
+        claims::next_due(&self.readers, skip_receivers).await
     }
 
     async fn record_attempts(

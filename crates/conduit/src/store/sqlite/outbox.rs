@@ -273,6 +273,28 @@ pub(super) async fn cancel_endpoint(
     Ok(done.rows_affected())
 }
 
+/// Deletes a deleted key's endpoints and cancels its open deliveries.
+pub(super) async fn forget_key(
+    conn: &mut SqliteConnection,
+    key_id: &str,
+    ts: &str,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "UPDATE webhook_deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL,
+           last_error = COALESCE(last_error, 'key deleted'), updated_at = ?
+         WHERE key_id = ? AND {OPEN}"
+    ))
+    .bind(ts)
+    .bind(key_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM webhook_endpoints WHERE key_id = ?")
+        .bind(key_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Inserts or replaces an endpoint; open deliveries follow a changed URL.
 pub(super) async fn write_endpoint(conn: &mut SqliteConnection, e: &Endpoint) -> StoreResult<()> {
     let (previous, previous_until) = match &e.previous_secret {

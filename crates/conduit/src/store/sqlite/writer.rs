@@ -266,6 +266,9 @@ async fn apply_change(
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound("key"));
             }
+            // The key's endpoints (and their secrets) go with it, and nothing of
+            // its is delivered any more.
+            super::outbox::forget_key(conn, id, ts).await?;
             applied.deleted_key = Some(id.clone());
         }
         Change::PutEndpoint(endpoint) => {

@@ -17,6 +17,7 @@ use crate::api::schema::webhooks::{
 };
 use crate::app::App;
 use crate::error::ApiError;
+use crate::events::catalog;
 use crate::events::filter::TypeFilter;
 use crate::ids::{format_time, new_id, now};
 use crate::keys::secrets;
@@ -64,8 +65,10 @@ async fn checked_url(app: &App, url: &str) -> Result<String, ApiError> {
         })
 }
 
-/// `events`: a list of type patterns (`image.*`, `video.progress`, `*`).
-fn events(fields: &Fields<'_>) -> Result<Option<Vec<String>>, ApiError> {
+/// `events`: a list of type patterns (`image.*`, `video.progress`, `*`), each of
+/// which must match an event this scope receives (a key's task and key events,
+/// or system events for admin endpoints).
+fn events(fields: &Fields<'_>, key_id: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
     let bad = |message: String| ApiError::invalid("events", "invalid_events", message);
     let Some(value) = fields.0.get("events").filter(|v| !v.is_null()) else {
         return Ok(None);
@@ -85,7 +88,21 @@ fn events(fields: &Fields<'_>) -> Result<Option<Vec<String>>, ApiError> {
                 .ok_or_else(|| bad("Every entry of `events` must be a string.".into()))
         })
         .collect::<Result<_, _>>()?;
-    TypeFilter::from_patterns(patterns.iter().copied()).map_err(|e| bad(format!("{e}.")))?;
+    let filter =
+        TypeFilter::from_patterns(patterns.iter().copied()).map_err(|e| bad(format!("{e}.")))?;
+    let receivable = match key_id {
+        Some(_) => catalog::key_types(),
+        None => catalog::SYSTEM_TYPES
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
+    };
+    if let Some(pattern) = catalog::unmatched(&filter, &receivable) {
+        return Err(bad(format!(
+            "`{pattern}` matches no event this endpoint can receive; it can receive: {}.",
+            receivable.join(", ")
+        )));
+    }
     Ok(Some(patterns.into_iter().map(str::to_string).collect()))
 }
 
@@ -128,10 +145,15 @@ pub(super) async fn create<S: Scope>(
 ) -> Result<Response, ApiError> {
     let fields = Fields(&body);
     let url = checked_url(&app, &fields.required_string("url", 2048)?).await?;
-    let events = events(&fields)?.unwrap_or_else(|| vec!["*".into()]);
+    let events = events(&fields, scope.key_id())?.unwrap_or_else(|| vec!["*".into()]);
     let description = fields.string("description", 512)?;
     let rate_limit = rate_limit(&fields)?.flatten();
     let headers = headers(&fields)?.unwrap_or_default();
+    // An endpoint may be created disabled, to be switched on later.
+    let status = fields
+        .choice("status", &["active", "disabled"])?
+        .unwrap_or_else(|| "active".into());
+    let disabled_reason = (status == "disabled").then(|| "manual".to_string());
 
     let _edit = app.webhooks.endpoints.edit().await;
     if app.webhooks.endpoints.of_owner(scope.key_id()).len() >= MAX_ENDPOINTS {
@@ -154,8 +176,8 @@ pub(super) async fn create<S: Scope>(
             rate_limit,
             secret: secrets::generate_webhook_secret(),
             previous_secret: None,
-            status: "active".into(),
-            disabled_reason: None,
+            status,
+            disabled_reason,
             headers,
             last_success_at: None,
             failing_since: None,
@@ -215,7 +237,7 @@ pub(super) async fn update<S: Scope>(
         Some(url) => Some(checked_url(&app, &url).await?),
         None => None,
     };
-    let events = events(&fields)?;
+    let events = events(&fields, scope.key_id())?;
     let rate_limit = rate_limit(&fields)?;
     let headers = headers(&fields)?;
     let status = fields.choice("status", &["active", "disabled"])?;
