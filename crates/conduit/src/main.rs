@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use conduit::config::Config;
+use conduit::keys::model::bounds;
 use conduit::keys::secrets;
 use conduit::store::sqlite::SqliteStore;
 use conduit::store::{Applied, Change, CommitSink, Store};
@@ -35,13 +36,14 @@ enum Command {
 enum KeysCommand {
     /// Creates a key and prints its value and webhook secret once.
     Create {
-        #[arg(long)]
+        /// 1–128 characters.
+        #[arg(long, value_parser = parse_name)]
         name: String,
         /// Budget in USD.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_budget)]
         budget: Option<f64>,
         /// Requests per minute.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(*bounds::RPM.start()..=*bounds::RPM.end()))]
         rpm: Option<u32>,
     },
     /// Lists keys (never their values).
@@ -152,8 +154,30 @@ async fn shutdown_signal() {
     }
 }
 
+/// A key name as the admin API accepts it.
+fn parse_name(text: &str) -> Result<String, String> {
+    let chars = text.chars().count();
+    if text.trim().is_empty() || chars > bounds::NAME_CHARS {
+        return Err(format!("a name has 1 to {} characters", bounds::NAME_CHARS));
+    }
+    Ok(text.to_string())
+}
+
+/// A budget as the admin API accepts it: a finite, non-negative amount.
+fn parse_budget(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if bounds::BUDGET.contains(&v) => Ok(v),
+        _ => Err(format!(
+            "a budget is an amount in USD from {} to {}",
+            bounds::BUDGET.start(),
+            bounds::BUDGET.end()
+        )),
+    }
+}
+
 /// The command line changes keys straight in the store; a running gateway picks
-/// the change up within two seconds.
+/// the change up within two seconds (and publishes a `key.disabled` written
+/// here to its hubs and event streams).
 struct NoSink;
 
 impl CommitSink for NoSink {
@@ -162,6 +186,13 @@ impl CommitSink for NoSink {
 
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = SqliteStore::open(&config.data_dir, Arc::new(NoSink)).await?;
+    // The key's webhook endpoints get their deliveries of a `key.disabled`
+    // written in the same transaction, as in the gateway.
+    let endpoints = conduit::webhooks::EndpointDirectory::load(store.endpoints().await?);
+    store.set_planner(Arc::new(conduit::webhooks::planner::Planner {
+        endpoints: Arc::new(endpoints),
+        gate: Arc::new(conduit::webhooks::gate::Gate::new()),
+    }));
     match command {
         KeysCommand::Create { name, budget, rpm } => {
             let value = secrets::generate_key();

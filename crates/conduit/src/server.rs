@@ -294,16 +294,27 @@ pub fn new_key(name: &str, value: &str) -> VirtualKey {
 /// keys` command) and disables keys whose expiry has passed, telling their channels.
 async fn key_upkeep(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut seen = app.store.last_event_position().await.unwrap_or(0);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = app.shutdown.cancelled() => return,
         }
+        let Ok(position) = app.store.last_event_position().await else {
+            continue;
+        };
         let Ok(stored) = app.store.keys().await else {
             continue;
         };
+        let mut disabled_elsewhere = Vec::new();
         for key in stored {
             let current = app.keys.by_id(&key.id);
+            if current
+                .as_ref()
+                .is_some_and(|c| c.updated_at < key.updated_at && c.enabled && !key.enabled)
+            {
+                disabled_elsewhere.push(key.id.clone());
+            }
             if current
                 .as_ref()
                 .is_none_or(|c| c.updated_at < key.updated_at)
@@ -325,5 +336,36 @@ async fn key_upkeep(app: Arc<App>) {
                 }
             }
         }
+        announce_disabled_elsewhere(&app, &disabled_elsewhere, seen).await;
+        seen = position;
     }
+}
+
+/// A key disabled by another process (`conduit keys disable`) wrote its
+/// `key.disabled` event, and its webhook deliveries, to the log; only this
+/// process's bus is missing it. Publishing it here closes the key's hub
+/// connections and event streams, as an in-process disable does, and the
+/// claim loop is woken for the deliveries.
+async fn announce_disabled_elsewhere(app: &App, key_ids: &[String], after_position: i64) {
+    if key_ids.is_empty() {
+        return;
+    }
+    let types = crate::events::filter::TypeFilter::parse("key.disabled").expect("a valid pattern");
+    for key_id in key_ids {
+        let query = crate::store::EventQuery {
+            key_id: Some(key_id.clone()),
+            task_id: None,
+            after_position,
+            types: types.clone(),
+            limit: 10,
+        };
+        match app.store.events(&query).await {
+            Ok(events) => events
+                .into_iter()
+                .filter(|e| e.key_id.as_deref() == Some(key_id))
+                .for_each(|e| app.bus.publish(Arc::new(e))),
+            Err(err) => tracing::warn!(%key_id, cause = %err, "cannot read key.disabled"),
+        }
+    }
+    app.webhooks.wake.wake_claims();
 }

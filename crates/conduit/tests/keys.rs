@@ -171,6 +171,19 @@ async fn an_expired_key_is_refused_saying_it_expired() {
         "{error}"
     );
     assert_eq!(error["code"], "key_expired");
+
+    // Moving the expiry into the future brings it back.
+    let res = admin(
+        &server,
+        Method::PATCH,
+        &format!("/admin/v1/keys/{id}"),
+        Some(json!({"expires_at": "2099-01-01T00:00:00Z"})),
+    )
+    .await;
+    let record = json_of(res, 200).await;
+    assert_eq!(record["enabled"], true, "{record}");
+    assert_eq!(record["disabled_reason"], Value::Null);
+    assert_eq!(server.get("/v1/tasks", &value).await.status(), 200);
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::ids::{now, parse_time};
 use crate::keys::auth::AdminKey;
-use crate::keys::model::{KeyRecord, VirtualKey};
+use crate::keys::model::{KeyRecord, VirtualKey, bounds};
 use crate::keys::secrets;
 use crate::store::Change;
 
@@ -92,16 +92,16 @@ fn apply_limits(app: &App, key: &mut VirtualKey, fields: &Fields<'_>) -> Result<
     }
     if fields.0.contains_key("rate_limit_rpm") {
         key.rate_limit_rpm = fields
-            .integer("rate_limit_rpm", 1..=1_000_000)?
+            .integer("rate_limit_rpm", bounds::RPM)?
             .map(|v| v as u32);
     }
     if fields.0.contains_key("rate_limit_rpd") {
         key.rate_limit_rpd = fields
-            .integer("rate_limit_rpd", 1..=100_000_000)?
+            .integer("rate_limit_rpd", bounds::RPD)?
             .map(|v| v as u32);
     }
     if fields.0.contains_key("budget") {
-        key.budget = fields.number("budget", 0.0..=1e12)?;
+        key.budget = fields.number("budget", bounds::BUDGET)?;
     }
     if let Some(expiry) = expires_at(fields)? {
         key.expires_at = expiry;
@@ -247,7 +247,7 @@ pub async fn update_key(
     fields.only(KEY_FIELDS)?;
     let mut key = (*find(&app, &id)?).clone();
     let was_enabled = key.enabled;
-    if let Some(name) = fields.string("name", 128)? {
+    if let Some(name) = fields.string("name", bounds::NAME_CHARS)? {
         if name.trim().is_empty() {
             return Err(ApiError::invalid(
                 "name",
@@ -262,6 +262,18 @@ pub async fn update_key(
         key.disabled_reason = (!enabled).then(|| "manual".to_string());
     }
     apply_limits(&app, &mut key, &fields)?;
+    // A key that was disabled only because it expired comes back when its
+    // expiry is moved into the future (unless `enabled` says otherwise).
+    let extended = key.expires_at.is_none_or(|at| at > now());
+    if !key.enabled
+        && key.disabled_reason.as_deref() == Some("expired")
+        && fields.0.contains_key("expires_at")
+        && extended
+        && !fields.0.contains_key("enabled")
+    {
+        key.enabled = true;
+        key.disabled_reason = None;
+    }
     key.updated_at = now();
     let event = (was_enabled && !key.enabled).then(|| {
         (

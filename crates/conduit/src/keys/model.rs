@@ -4,6 +4,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// Limits on a key's settings, the same for the admin API and the command line.
+pub mod bounds {
+    /// Characters in a key's name at most.
+    pub const NAME_CHARS: usize = 128;
+    pub const RPM: std::ops::RangeInclusive<i64> = 1..=1_000_000;
+    pub const RPD: std::ops::RangeInclusive<i64> = 1..=100_000_000;
+    /// USD.
+    pub const BUDGET: std::ops::RangeInclusive<f64> = 0.0..=1e12;
+}
+
 /// A client's credential with its limits. The key's value is never stored; only
 /// its SHA-256 hash is.
 #[derive(Debug, Clone)]
