@@ -77,6 +77,7 @@ fn metrics_handle() -> PrometheusHandle {
 
 /// Opens everything and starts serving on `config.listen`.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let lock = lock_data_dir(&config.data_dir)?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let mut config = config;
@@ -180,6 +181,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         crate::hubs::shutdown(&closing).await;
     });
     tokio::spawn(key_upkeep(app.clone()));
+    tokio::spawn(crate::tasks::uploads::keep_clean(app.clone()));
 
     // 5. Serve until shut down.
     // Keys travel in headers or the query, never in cookies, so any origin may
@@ -191,12 +193,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     ]);
     let router = crate::api::router(app.clone()).merge(hubs).layer(cors);
     let stop = shutdown.clone();
-    let served = tokio::spawn(crate::listener::serve(
-        listener,
-        router,
-        app.config.header_read_timeout,
-        stop,
-    ));
+    let serve = crate::listener::serve(listener, router, app.config.header_read_timeout, stop);
+    let served = tokio::spawn(async move {
+        let result = serve.await;
+        drop(lock);
+        result
+    });
     tracing::info!(%addr, public_url = %app.config.public_url, "conduit listening");
     Ok(RunningServer {
         app,
@@ -204,6 +206,28 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         first_start,
         served,
     })
+}
+
+/// Takes the data directory for this process: two gateways on one directory
+/// would run the same tasks twice and take each other's webhook leases. The
+/// operating system releases the lock when the process ends, however it ends.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("conduit.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another Conduit gateway is serving the data directory {} (it holds {}); stop it, or give this one its own CONDUIT_DATA_DIR",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(err)) => Err(err.into()),
+    }
 }
 
 /// Sets up the master key and, on first start, the `default` virtual key.

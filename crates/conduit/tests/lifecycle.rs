@@ -215,3 +215,57 @@ async fn cancelling_a_finished_task_is_a_conflict() {
     .await;
     assert_eq!(task(&server, &server.key, &id).await["status"], "completed");
 }
+
+#[tokio::test]
+async fn uploads_no_task_will_read_are_removed() {
+    let server = single_lane(400).await;
+    let uploads = server.dir.path().join("uploads");
+    let count = || std::fs::read_dir(&uploads).map_or(0, |d| d.count());
+    let audio = wav(0.5, 8000);
+    let form = [("async", "true")];
+
+    // 1. Refused for its budget: the upload goes at once.
+    let (poor, _, _) = server
+        .create_key(json!({"name": "poor", "budget": 0.000001}))
+        .await;
+    let res = post_form(&server, &poor, &form, Some(("file", "a.wav", &audio))).await;
+    assert_eq!(res.status(), 402);
+    assert_eq!(count(), 0);
+
+    // 2. Cancelled before it ran: the sweep removes it; a pending task's stays.
+    let blocker = submit_video(&server, 20).await;
+    wait_status(&server, &server.key, &blocker, &["processing"]).await;
+    let submit = || async {
+        let res = post_form(&server, &server.key, &form, Some(("file", "a.wav", &audio))).await;
+        json_of(res, 202).await["task_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (cancelled, waiting) = (submit().await, submit().await);
+    let res = server
+        .post(
+            &format!("/v1/tasks/{cancelled}/cancel"),
+            &server.key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(count(), 2);
+    let app = &server.server.as_ref().unwrap().app;
+    let removed = conduit::tasks::uploads::sweep(app, &uploads, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((removed, count()), (1, 1));
+
+    // The waiting one still completes with its upload.
+    server
+        .post(
+            &format!("/v1/tasks/{blocker}/cancel"),
+            &server.key,
+            json!({}),
+        )
+        .await;
+    let done = wait_status(&server, &server.key, &waiting, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+}

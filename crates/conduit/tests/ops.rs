@@ -153,3 +153,21 @@ async fn audio_and_video_media_answer_range_requests() {
         assert_eq!(res.bytes().await.unwrap(), whole.slice(4..12));
     }
 }
+
+#[tokio::test]
+async fn a_second_gateway_on_the_same_data_directory_refuses_to_start() {
+    let mut server = TestServer::start().await;
+    let config = conduit::config::Config::from_raw(common::raw_config(server.dir.path())).unwrap();
+    let err = match conduit::server::start(config.clone()).await {
+        Ok(_) => panic!("a second gateway started on the same directory"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains("another Conduit gateway"), "{err}");
+    // Once the first has stopped, the directory is free again.
+    let first = server.server.take().unwrap();
+    first.shutdown().await.unwrap();
+    let again = conduit::server::start(config)
+        .await
+        .expect("starts after the first stopped");
+    again.shutdown().await.unwrap();
+}

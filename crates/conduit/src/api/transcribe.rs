@@ -102,12 +102,21 @@ pub async fn transcriptions(
         response_format: response_format.clone(),
         duration_seconds: audio.duration_seconds,
     };
-    let task = tasks::submit(
+    let upload_path = dir.join(&job.upload);
+    let submitted = tasks::submit(
         &app,
         &key,
         new_task(TaskType::Transcription, model, &job, common.clone_parts()),
     )
-    .await?;
+    .await;
+    let task = match submitted {
+        Ok(task) => task,
+        Err(err) => {
+            // Refused (budget, limits): nothing will read the upload.
+            let _ = tokio::fs::remove_file(&upload_path).await;
+            return Err(err);
+        }
+    };
     if common.is_async {
         return Ok(accepted(&task));
     }

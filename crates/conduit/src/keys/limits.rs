@@ -27,8 +27,10 @@ struct KeyLimiters {
 }
 
 // LIMITATION: the windows are token buckets refilled evenly (a day's quota over
-// 24 hours), not calendar windows, and only submits are counted; a sliding-window
-// counter in the store would give exact calendar limits across instances.
+// 24 hours), not calendar windows, and only submits are counted. The buckets
+// live in memory, so a restart refills them (a day's quota starts over); a
+// sliding-window counter in the store would give exact calendar limits that
+// survive restarts and hold across instances.
 
 /// Rate limiters of every key, created on first use and rebuilt when a key's limits change.
 #[derive(Default)]

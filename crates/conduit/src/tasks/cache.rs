@@ -4,6 +4,10 @@
 //! body and ETag it is answered with. The store's writer refreshes an entry after
 //! every commit; a reader that missed fills the entry from the store, but never
 //! over a newer version, so a stale read cannot win against a commit.
+//!
+//! The cache is bounded by entries and by bytes. A task whose answer is large
+//! (`b64_json` images) is not kept at all: it is read from the store each time,
+//! so no client can fill the gateway's memory with such tasks.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -16,6 +20,10 @@ use parking_lot::RwLock;
 use super::model::Task;
 
 const SHARDS: usize = 32;
+/// Bytes of answers the whole cache holds at most.
+const MAX_BYTES: usize = 256 << 20;
+/// A task whose answer is larger is never cached.
+const MAX_ENTRY_BYTES: usize = 256 << 10;
 
 /// A task with its serialized answer.
 #[derive(Debug)]
@@ -39,33 +47,69 @@ impl TaskView {
     }
 }
 
-/// A sharded map of task id → latest view, bounded in size.
+impl TaskView {
+    /// What an entry costs in memory, roughly: the answer, the task it was
+    /// made from (about as large) and the map's overhead.
+    fn weight(&self) -> usize {
+        2 * self.json.len() + 256
+    }
+}
+
+/// One shard: its entries and their weight.
+#[derive(Default)]
+struct Shard {
+    map: HashMap<String, Arc<TaskView>>,
+    bytes: usize,
+}
+
+impl Shard {
+    fn insert(&mut self, view: Arc<TaskView>) {
+        self.bytes += view.weight();
+        if let Some(old) = self.map.insert(view.task.id.clone(), view) {
+            self.bytes -= old.weight();
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.map.remove(id) {
+            self.bytes -= old.weight();
+        }
+    }
+}
+
+/// A sharded map of task id → latest view, bounded in entries and bytes.
 pub struct TaskCache {
-    shards: Vec<RwLock<HashMap<String, Arc<TaskView>>>>,
+    shards: Vec<RwLock<Shard>>,
     hasher: RandomState,
     per_shard: usize,
+    bytes_per_shard: usize,
     /// Counts evictions, so a reader's fill cannot resurrect an older version
     /// of an entry evicted while it read the store.
     evictions: AtomicU64,
 }
 
 impl TaskCache {
-    /// A cache holding about `capacity` tasks.
+    /// A cache holding about `capacity` tasks and at most 256 MiB of answers.
     pub fn new(capacity: usize) -> TaskCache {
+        Self::bounded(capacity, MAX_BYTES)
+    }
+
+    fn bounded(capacity: usize, max_bytes: usize) -> TaskCache {
         TaskCache {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             hasher: RandomState::new(),
             per_shard: (capacity / SHARDS).max(16),
+            bytes_per_shard: max_bytes / SHARDS,
             evictions: AtomicU64::new(0),
         }
     }
 
-    fn shard(&self, id: &str) -> &RwLock<HashMap<String, Arc<TaskView>>> {
+    fn shard(&self, id: &str) -> &RwLock<Shard> {
         &self.shards[self.hasher.hash_one(id) as usize % SHARDS]
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<TaskView>> {
-        self.shard(id).read().get(id).cloned()
+        self.shard(id).read().map.get(id).cloned()
     }
 
     /// A token to pass to [`TaskCache::fill`] taken before reading the store.
@@ -85,39 +129,42 @@ impl TaskCache {
     /// Stores `task` unless a newer version is already there; returns the view kept.
     pub fn put(&self, task: Task) -> Arc<TaskView> {
         let shard = self.shard(&task.id);
-        let mut map = shard.write();
-        if let Some(existing) = map.get(&task.id)
+        let mut shard = shard.write();
+        if let Some(existing) = shard.map.get(&task.id)
             && existing.task.version >= task.version
         {
             return existing.clone();
         }
-        if map.len() >= self.per_shard {
-            self.evictions.fetch_add(1, Ordering::AcqRel);
-            evict(&mut map);
-        }
         let view = Arc::new(TaskView::new(task));
-        map.insert(view.task.id.clone(), view.clone());
+        if view.json.len() > MAX_ENTRY_BYTES {
+            // Too large to keep; an older version must not stay either.
+            shard.remove(&view.task.id);
+            return view;
+        }
+        if shard.map.len() >= self.per_shard || shard.bytes + view.weight() > self.bytes_per_shard {
+            self.evictions.fetch_add(1, Ordering::AcqRel);
+            evict(&mut shard);
+        }
+        shard.insert(view.clone());
         view
     }
 }
 
-/// Frees half a shard, finished tasks first (they are the ones no one waits on).
-fn evict(map: &mut HashMap<String, Arc<TaskView>>) {
-    let target = map.len() / 2;
-    let finished: Vec<String> = map
+/// Frees half a shard (by entries and by bytes), finished tasks first: they are
+/// the ones no one waits on.
+fn evict(shard: &mut Shard) {
+    let (target, target_bytes) = (shard.map.len() / 2, shard.bytes / 2);
+    let mut order: Vec<(bool, String)> = shard
+        .map
         .iter()
-        .filter(|(_, v)| v.task.status.is_terminal())
-        .map(|(k, _)| k.clone())
-        .take(target)
+        .map(|(id, v)| (!v.task.status.is_terminal(), id.clone()))
         .collect();
-    for id in finished {
-        map.remove(&id);
-    }
-    if map.len() > target {
-        let rest: Vec<String> = map.keys().take(map.len() - target).cloned().collect();
-        for id in rest {
-            map.remove(&id);
+    order.sort_unstable_by_key(|(running, _)| *running);
+    for (_, id) in order {
+        if shard.map.len() <= target && shard.bytes <= target_bytes {
+            break;
         }
+        shard.remove(&id);
     }
 }
 
@@ -169,9 +216,44 @@ mod tests {
         for i in 0..10_000 {
             cache.put(task(&format!("task_{i:05}"), 1));
         }
-        let total: usize = cache.shards.iter().map(|s| s.read().len()).sum();
+        let total: usize = cache.shards.iter().map(|s| s.read().map.len()).sum();
         assert!(total <= 32 * 16, "{total}");
         cache.fill(task("task_late", 1), token);
         assert!(cache.get("task_late").is_none());
+    }
+
+    fn with_result(id: &str, version: i64, bytes: usize) -> Task {
+        let mut t = task(id, version);
+        t.status = TaskStatus::Completed;
+        t.result = Some(serde_json::json!({"b64_json": "A".repeat(bytes)}));
+        t
+    }
+
+    #[test]
+    fn large_answers_are_not_kept_and_bytes_stay_bounded() {
+        let budget = 4 << 20;
+        let cache = TaskCache::bounded(200_000, budget);
+        // A large answer is served but never kept, and replaces no older entry.
+        cache.put(task("task_big", 1));
+        let view = cache.put(with_result("task_big", 2, MAX_ENTRY_BYTES + 1));
+        assert_eq!(view.task.version, 2);
+        assert!(cache.get("task_big").is_none());
+
+        // Many mid-sized answers: the total stays under the byte budget.
+        for i in 0..400 {
+            cache.put(with_result(&format!("task_{i:05}"), 1, 20 << 10));
+        }
+        let bytes: usize = cache.shards.iter().map(|s| s.read().bytes).sum();
+        let counted: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.read().map.values().map(|v| v.weight()).sum::<usize>())
+            .sum();
+        assert_eq!(bytes, counted);
+        assert!(bytes <= budget, "{bytes}");
+        assert!(
+            bytes > budget / 4,
+            "{bytes}: the cache should still be in use"
+        );
     }
 }

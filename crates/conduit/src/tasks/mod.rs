@@ -6,6 +6,7 @@ pub mod events;
 pub mod model;
 pub mod requests;
 pub mod runner;
+pub mod uploads;
 pub mod watch;
 
 use std::sync::Arc;
