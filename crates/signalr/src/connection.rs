@@ -78,6 +78,10 @@ pub(crate) struct ConnState {
     pub queue: VecDeque<Frame>,
     pub phase: Phase,
     pub transport: Option<TransportKind>,
+    /// The `transport` label under which the connection is counted in the
+    /// `signalr_connections` gauge (set once it is registered and its transport is known),
+    /// so that it is decremented under that same label.
+    pub counted_as: Option<TransportKind>,
     /// Bumped by every transport request that takes the connection over.
     pub generation: u64,
     /// A transport request currently owns the connection.
@@ -135,6 +139,7 @@ impl ConnInner {
                 queue: VecDeque::new(),
                 phase: Phase::Open,
                 transport: None,
+                counted_as: None,
                 generation: 0,
                 attached: false,
                 detached_at: now,
@@ -411,6 +416,14 @@ impl Connection {
     /// Whether the connection still accepts messages.
     pub fn is_open(&self) -> bool {
         self.inner.is_open()
+    }
+
+    /// Closes the connection: a Close message carrying `error` and `allow_reconnect` is
+    /// written after what is already queued, then the transport ends. Called from
+    /// [`crate::HubHandler::on_connected`], it refuses the connection: none of its messages
+    /// is dispatched (`on_disconnected` still follows).
+    pub fn close(&self, error: Option<&str>, allow_reconnect: bool) {
+        self.inner.close(error, allow_reconnect);
     }
 }
 

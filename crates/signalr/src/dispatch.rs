@@ -113,11 +113,10 @@ async fn handshake(hub: &Arc<Hub>, conn: &Arc<ConnInner>, buf: &mut BytesMut) ->
         });
     }
     conn.wake();
-    let transport = transport.unwrap_or(TransportKind::WebSockets);
-    if !hub.register(conn, transport) {
+    if !hub.register(conn) {
         return Flow::Stop;
     }
-    tracing::debug!(hub = %hub.name, connection_id = %conn.id, protocol = kind.name(), version = request.version, transport = transport.as_str(), stateful, "connected");
+    tracing::debug!(hub = %hub.name, connection_id = %conn.id, protocol = kind.name(), version = request.version, transport = transport.map_or("pending", TransportKind::as_str), stateful, "connected");
     conn.connected_called.store(true, Ordering::SeqCst);
     let handle = Connection {
         inner: conn.clone(),
@@ -129,6 +128,10 @@ async fn handshake(hub: &Arc<Hub>, conn: &Arc<ConnInner>, buf: &mut BytesMut) ->
     {
         tracing::error!(connection_id = %conn.id, "on_connected panicked, closing");
         conn.close(Some("Connection closed with an error."), false);
+        return Flow::Stop;
+    }
+    if !conn.is_open() {
+        // The handler refused the connection (`Connection::close`): dispatch nothing more.
         return Flow::Stop;
     }
     Flow::Continue

@@ -86,6 +86,11 @@ pub trait HubHandler: Send + Sync + 'static {
     }
 
     /// After a successful handshake, before the connection's first invocation is dispatched.
+    ///
+    /// The connection is already visible to [`crate::Hub`] senders. To refuse it (say its
+    /// credentials were revoked after [`authenticate`](Self::authenticate)), call
+    /// [`Connection::close`]: the client gets the Close message, none of its messages is
+    /// dispatched, and [`on_disconnected`](Self::on_disconnected) follows as usual.
     async fn on_connected(&self, conn: &Connection) {
         let _ = conn;
     }

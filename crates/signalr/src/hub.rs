@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use crate::connection::{ConnInner, Connection, Frame, TransportKind};
+use crate::connection::{ConnInner, Connection, Frame};
 use crate::groups::Groups;
 use crate::handler::HubHandler;
 use crate::message::ServerMessage;
@@ -256,7 +256,7 @@ impl Hub {
     }
 
     /// Makes a connection visible for sending after its handshake; false if it is gone.
-    pub(crate) fn register(&self, conn: &Arc<ConnInner>, transport: TransportKind) -> bool {
+    pub(crate) fn register(&self, conn: &Arc<ConnInner>) -> bool {
         let mut by_id = self.by_id.write();
         if conn.finalized.load(Ordering::SeqCst) {
             return false;
@@ -264,9 +264,31 @@ impl Hub {
         by_id.insert(conn.id.clone(), conn.clone());
         conn.registered.store(true, Ordering::SeqCst);
         drop(by_id);
+        self.count_connection(conn);
+        true
+    }
+
+    /// Counts a connection in `signalr_connections` once it is registered and its transport
+    /// is known (called after either happens; a POST-based handshake may precede the first
+    /// poll or stream), and remembers the label so that [`Hub::finalize`] decrements the
+    /// same one. Counts each connection at most once, and never after it was finalized.
+    pub(crate) fn count_connection(&self, conn: &ConnInner) {
+        let transport = {
+            let mut st = conn.state.lock();
+            if st.counted_as.is_some()
+                || !conn.registered.load(Ordering::SeqCst)
+                || conn.finalized.load(Ordering::SeqCst)
+            {
+                return;
+            }
+            let Some(transport) = st.transport else {
+                return;
+            };
+            st.counted_as = Some(transport);
+            transport
+        };
         metrics::gauge!("signalr_connections", "hub" => self.name.clone(), "transport" => transport.as_str())
             .increment(1.0);
-        true
     }
 
     /// Removes a connection for good (idempotent) and runs `on_disconnected` if
@@ -277,14 +299,12 @@ impl Hub {
         }
         conn.abort();
         self.by_token.write().remove(&conn.token);
-        let was_registered = {
-            let mut by_id = self.by_id.write();
-            by_id.remove(&conn.id);
-            conn.registered.load(Ordering::SeqCst)
-        };
+        self.by_id.write().remove(&conn.id);
         self.groups.remove_all(conn);
-        if was_registered {
-            let transport = conn.transport().unwrap_or(TransportKind::WebSockets);
+        // `finalized` is set, so `count_connection` can no longer count it: this takes the
+        // label it was counted under, if it was.
+        let counted = conn.state.lock().counted_as.take();
+        if let Some(transport) = counted {
             metrics::gauge!("signalr_connections", "hub" => self.name.clone(), "transport" => transport.as_str())
                 .decrement(1.0);
         }

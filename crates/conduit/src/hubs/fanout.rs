@@ -9,7 +9,9 @@ use signalr::{Hub, ServerMessage};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Hubs;
-use super::handler::{SYSTEM_GROUP, all_group, key_group, key_of, task_group, type_group};
+use super::handler::{
+    SYSTEM_GROUP, all_group, key_group, key_of, task_group, type_group, valid_key,
+};
 use crate::app::App;
 use crate::events::Event;
 
@@ -144,7 +146,8 @@ fn send(hub: &Hub, groups: &[&str], method: &str, argument: Value) {
 }
 
 /// Sends `UsageMetricsUpdated` to the navigation hub every few seconds: for each
-/// key with connections there, that key's own figures.
+/// key with connections there, that key's own figures. Connections of a key that is
+/// no longer valid (disabled, expired, deleted) get nothing but a Close.
 pub async fn usage_metrics(app: Arc<App>, hubs: Arc<Hubs>) {
     let mut tick = tokio::time::interval(app.config.usage_metrics_interval);
     let mut events = app.bus.subscribe();
@@ -162,19 +165,23 @@ pub async fn usage_metrics(app: Arc<App>, hubs: Arc<Hubs>) {
             }
             _ = app.shutdown.cancelled() => return,
         }
-        let mut keys: Vec<String> = hubs
-            .navigation
-            .connections()
-            .iter()
-            .filter_map(|c| key_of(c).map(str::to_string))
-            .collect();
-        keys.sort();
+        let connections = hubs.navigation.connections();
+        let mut keys: Vec<&str> = connections.iter().filter_map(key_of).collect();
+        keys.sort_unstable();
         keys.dedup();
         for key_id in keys {
-            let Some(key) = app.keys.by_id(&key_id) else {
-                continue;
+            // One instant for the check and the figures' timestamp.
+            let now = crate::ids::now();
+            let key = match valid_key(&app, key_id, now) {
+                Ok(key) => key,
+                Err(error) => {
+                    for conn in connections.iter().filter(|c| key_of(c) == Some(key_id)) {
+                        conn.close(Some(error), false);
+                    }
+                    continue;
+                }
             };
-            let usage = counts.entry(key_id.clone()).or_default();
+            let usage = counts.entry(key_id.to_string()).or_default();
             let metrics = json!({
                 "keyId": key.id,
                 "tasksStarted": usage.started,
@@ -183,11 +190,11 @@ pub async fn usage_metrics(app: Arc<App>, hubs: Arc<Hubs>) {
                 "activeTasks": usage.started.saturating_sub(usage.completed + usage.failed + usage.cancelled),
                 "spend": key.spend,
                 "budget": key.budget,
-                "timestamp": crate::ids::format_time(crate::ids::now()),
+                "timestamp": crate::ids::format_time(now),
             });
             send(
                 &hubs.navigation,
-                &[key_group(&key_id).as_str()],
+                &[key_group(key_id).as_str()],
                 "UsageMetricsUpdated",
                 json!({"metrics": metrics}),
             );

@@ -2,11 +2,13 @@
 
 use std::sync::{Arc, Weak};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use signalr::{AuthError, Connection, HubError, HubHandler, Principal};
 
 use crate::app::App;
 use crate::keys::auth::{authenticate, presented_key};
+use crate::keys::model::VirtualKey;
 use crate::tasks::model::TaskType;
 
 /// Which hub a handler serves.
@@ -59,6 +61,24 @@ pub fn type_group(key_id: &str, task_type: &str) -> String {
 }
 
 pub const SYSTEM_GROUP: &str = "system";
+
+/// The key `key_id` as the key directory has it now, if its connections may still be
+/// served; otherwise why not (the error of the Close message they are sent).
+pub fn valid_key(
+    app: &App,
+    key_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Arc<VirtualKey>, &'static str> {
+    let key = app
+        .keys
+        .by_id(key_id)
+        .ok_or("The virtual key was deleted.")?;
+    match key.refusal(now) {
+        None => Ok(key),
+        Some(("key_expired", _)) => Err("The virtual key has expired."),
+        Some(_) => Err("The virtual key was disabled."),
+    }
+}
 
 /// One hub's application side.
 pub struct ConduitHandler {
@@ -130,6 +150,15 @@ impl HubHandler for ConduitHandler {
         let (Some(app), Some(key_id)) = (self.app.upgrade(), key_of(conn)) else {
             return;
         };
+        // The key was checked when the connection authenticated, but it may have been
+        // disabled, have expired or been deleted before the handshake, when the disable
+        // sweep (which only sees handshaken connections) could not reach it. The
+        // connection is already visible to that sweep, so checking now leaves no gap.
+        if let Err(error) = valid_key(&app, key_id, crate::ids::now()) {
+            tracing::debug!(connection_id = %conn.id(), key_id, error, "hub connection refused at handshake");
+            conn.close(Some(error), false);
+            return;
+        }
         let Some(hub) = self.hub(&app) else { return };
         hub.add_to_group(conn.id(), &key_group(key_id));
         hub.add_to_group(conn.id(), &all_group(key_id));

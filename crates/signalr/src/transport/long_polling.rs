@@ -70,7 +70,7 @@ pub(super) async fn poll(
         Ok(c) => c,
         Err(resp) => return no_cache(resp.into_response()),
     };
-    let attached = match attach(&conn, TransportKind::LongPolling) {
+    let attached = match attach(&hub, &conn, TransportKind::LongPolling) {
         Ok(a) => a,
         Err(resp) => return no_cache(resp.into_response()),
     };

@@ -130,15 +130,19 @@ pub(crate) struct Attach {
 
 /// Makes the request the owner of the connection, or answers as the official server:
 /// 400 for another transport, 409 for a second concurrent WebSocket/SSE, 404 when closed.
-pub(crate) fn attach(conn: &ConnInner, kind: TransportKind) -> Result<Attach, Reject> {
+pub(crate) fn attach(hub: &Hub, conn: &ConnInner, kind: TransportKind) -> Result<Attach, Reject> {
     let mut st = conn.state.lock();
     // A closing long-polling connection is still polled for its last messages.
     let drainable = matches!(st.phase, Phase::Closing(_)) && kind == TransportKind::LongPolling;
     if st.phase != Phase::Open && !drainable {
         return Err(Reject(StatusCode::NOT_FOUND, "No Connection with that ID"));
     }
+    let mut chosen = false;
     match st.transport {
-        None => st.transport = Some(kind),
+        None => {
+            st.transport = Some(kind);
+            chosen = true;
+        }
         Some(t) if t != kind => {
             return Err(Reject(
                 StatusCode::BAD_REQUEST,
@@ -174,6 +178,11 @@ pub(crate) fn attach(conn: &ConnInner, kind: TransportKind) -> Result<Attach, Re
     drop(st);
     if let Some(w) = previous {
         w.wake();
+    }
+    if chosen {
+        // A connection whose handshake came (by POST) before its first poll or stream is
+        // counted now that its transport is known.
+        hub.count_connection(conn);
     }
     Ok(Attach {
         generation,

@@ -28,7 +28,7 @@ pub(super) fn stream(
         Ok(c) => c,
         Err(resp) => return resp.into_response(),
     };
-    let attached = match attach(&conn, TransportKind::ServerSentEvents) {
+    let attached = match attach(&hub, &conn, TransportKind::ServerSentEvents) {
         Ok(a) => a,
         Err(resp) => return resp.into_response(),
     };

@@ -68,7 +68,7 @@ pub(super) async fn upgrade(
             conn
         }
     };
-    let attached = match attach(&conn, TransportKind::WebSockets) {
+    let attached = match attach(&hub, &conn, TransportKind::WebSockets) {
         Ok(a) => a,
         Err(resp) => return resp.into_response(),
     };

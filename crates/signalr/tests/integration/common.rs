@@ -19,6 +19,8 @@ pub const RS: char = '\u{1e}';
 pub struct TestHub {
     hub: OnceLock<Weak<Hub>>,
     pub disconnected: parking_lot::Mutex<Vec<String>>,
+    /// Methods invoked, in order.
+    pub invoked: parking_lot::Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -54,12 +56,25 @@ impl HubHandler for TestHub {
         principal.downcast_ref::<String>().cloned()
     }
 
+    /// The user "refused" passes `authenticate` but is refused once connected.
+    async fn on_connected(&self, conn: &Connection) {
+        if conn
+            .principal()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            == Some("refused")
+        {
+            conn.close(Some("You were refused."), false);
+        }
+    }
+
     async fn on_invocation(
         &self,
         conn: &Connection,
         method: &str,
         args: Vec<Value>,
     ) -> Result<Value, HubError> {
+        self.invoked.lock().push(method.to_owned());
         let hub = self
             .hub
             .get()
@@ -119,8 +134,14 @@ impl Server {
 }
 
 pub async fn start(options: HubOptions) -> Server {
+    start_named("test", options).await
+}
+
+/// Like [`start`], for a hub named `name` (the `hub` label of its metrics); still served
+/// at `/hubs/test`.
+pub async fn start_named(name: &str, options: HubOptions) -> Server {
     let handler = Arc::new(TestHub::default());
-    let hub = Hub::new("test", options, handler.clone());
+    let hub = Hub::new(name, options, handler.clone());
     let _ = handler.hub.set(Arc::downgrade(&hub));
     let app = axum::Router::new().merge(hub.router("/hubs/test"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,6 +3,7 @@
 mod common;
 mod identity;
 mod long_polling;
+mod metrics;
 mod negotiate;
 mod sse;
 mod stateful;

@@ -340,3 +340,30 @@ async fn shutdown_closes_everyone_with_reconnect_allowed() {
         .unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
 }
+
+#[tokio::test]
+async fn on_connected_can_refuse_a_connection() {
+    let s = start(HubOptions::default()).await;
+    let mut c = Client::connect(&s.ws("?access_token=refused")).await;
+    // The handshake and an invocation in one frame: the invocation is never dispatched.
+    c.send(&format!(
+        "{{\"protocol\":\"json\",\"version\":1}}{RS}{}{RS}",
+        json!({"type":1,"invocationId":"1","target":"Echo","arguments":[1]})
+    ))
+    .await;
+    assert_eq!(c.recv().await, json!({}));
+    assert_eq!(
+        c.recv().await,
+        json!({"type":7,"error":"You were refused."})
+    );
+    assert!(c.closed_within(Duration::from_secs(5)).await);
+    eventually("the connection to go", || {
+        s.hub.connection_count() == 0 && s.handler.disconnected.lock().len() == 1
+    })
+    .await;
+    assert!(s.handler.invoked.lock().is_empty());
+
+    // Anyone else is served as usual.
+    let mut ok = Client::json(&s.ws("?access_token=alice"), 1).await;
+    assert_eq!(ok.invoke("2", "Echo", json!([2])).await["result"], 2);
+}
