@@ -189,3 +189,55 @@ async fn the_stream_delivers_live_events_and_resumes_without_loss_or_repeats() {
     assert_eq!(next.event, "image.started");
     assert_eq!(next.data["data"]["taskId"], third.as_str());
 }
+
+#[tokio::test]
+async fn a_type_that_matches_no_event_is_a_400() {
+    let server = TestServer::start().await;
+    for types in ["image", "image.complete", "audio.speech.*"] {
+        let res = server
+            .get(&format!("/v1/events?types={types}"), &server.key)
+            .await;
+        let err = json_of(res, 400).await;
+        assert_eq!(err["error"]["param"], "types", "{types}: {err}");
+    }
+    for types in [
+        "image.*",
+        "audio.*",
+        "key.disabled",
+        "system.*,video.progress",
+    ] {
+        let res = server
+            .get(&format!("/v1/events?types={types}"), &server.key)
+            .await;
+        assert_eq!(res.status(), 200, "{types}");
+    }
+}
+
+#[tokio::test]
+async fn a_filtered_stream_ends_when_its_key_is_disabled() {
+    let server = TestServer::start().await;
+    let (key, key_id, _) = server.create_key(json!({"name": "soon-off"})).await;
+    let stream = server
+        .http
+        .get(server.url("/v1/events?types=image.*"))
+        .bearer_auth(&key)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let res = server
+        .http
+        .patch(server.url(&format!("/admin/v1/keys/{key_id}")))
+        .bearer_auth(MASTER_KEY)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), stream.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert!(!body.contains("event: image."), "{body}");
+}

@@ -269,3 +269,41 @@ async fn uploads_no_task_will_read_are_removed() {
     let done = wait_status(&server, &server.key, &waiting, &["completed", "failed"]).await;
     assert_eq!(done["status"], "completed", "{done}");
 }
+
+#[tokio::test]
+async fn a_synchronous_request_whose_task_is_cancelled_answers_409() {
+    let server = single_lane(400).await;
+    let blocker = submit_video(&server, 20).await;
+    wait_status(&server, &server.key, &blocker, &["processing"]).await;
+
+    // The synchronous request waits behind the blocker; the client cancels it.
+    let sync = server.post(
+        "/v1/images/generations",
+        &server.key,
+        json!({"prompt": "never mind", "model": "dall-e-2", "size": "256x256"}),
+    );
+    let cancel = async {
+        let pending = loop {
+            let list = json_of(
+                server.get("/v1/tasks?status=pending", &server.key).await,
+                200,
+            )
+            .await;
+            if let Some(id) = list["data"][0]["task_id"].as_str() {
+                break id.to_string();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let res = server
+            .post(
+                &format!("/v1/tasks/{pending}/cancel"),
+                &server.key,
+                json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    };
+    let (res, ()) = tokio::join!(sync, cancel);
+    let err = expect_error(res, 409, None).await;
+    assert_eq!(err["code"], "task_cancelled", "{err}");
+}

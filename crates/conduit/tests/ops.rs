@@ -151,6 +151,35 @@ async fn audio_and_video_media_answer_range_requests() {
         let range = res.headers()["content-range"].to_str().unwrap().to_string();
         assert_eq!(range, format!("bytes 4-11/{}", whole.len()));
         assert_eq!(res.bytes().await.unwrap(), whole.slice(4..12));
+
+        // Past the end: 416 as an OpenAI-shaped error, with the file's length.
+        let res = server
+            .http
+            .get(url)
+            .header("range", format!("bytes={}-", whole.len() + 10))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 416);
+        assert_eq!(
+            res.headers()["content-range"],
+            format!("bytes */{}", whole.len()).as_str()
+        );
+        let err: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "range_not_satisfiable");
+
+        // A malformed or multi-part range is ignored: the whole file.
+        for range in ["garbage", "bytes=0-1,3-4"] {
+            let res = server
+                .http
+                .get(url)
+                .header("range", range)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{range}");
+            assert_eq!(res.bytes().await.unwrap(), whole);
+        }
     }
 }
 

@@ -106,6 +106,9 @@ async fn an_unchanged_etag_answers_304_and_a_stale_one_the_task() {
     let res = conditional(etag.clone()).await.unwrap();
     assert_eq!(res.status(), 304);
     assert!(res.bytes().await.unwrap().is_empty());
+    // A proxy may weaken the tag; If-None-Match compares weakly.
+    let res = conditional(format!("W/{etag}")).await.unwrap();
+    assert_eq!(res.status(), 304);
     let res = conditional("\"stale-1\"".into()).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"], etag.as_str());
@@ -259,4 +262,36 @@ async fn listing_filters_by_status() {
     .await;
     assert_eq!(page["data"][0]["task_id"], done.as_str());
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_long_poll_ends_401_when_its_key_is_disabled_meanwhile() {
+    let server = TestServer::start_with(|raw| raw.local_work_ms = 3_000).await;
+    let (key, key_id, _) = server.create_key(json!({"name": "soon-off"})).await;
+    let id = server.submit_image(&key, json!({})).await;
+    let res = server.get(&format!("/v1/tasks/{id}"), &key).await;
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let poll = server
+        .http
+        .get(server.url(&format!("/v1/tasks/{id}?wait=20")))
+        .bearer_auth(&key)
+        .header("if-none-match", &etag)
+        .send();
+    let disable = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let res = server
+            .http
+            .patch(server.url(&format!("/admin/v1/keys/{key_id}")))
+            .bearer_auth(common::MASTER_KEY)
+            .json(&json!({"enabled": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    };
+    let (res, ()) = tokio::join!(poll, disable);
+    let res = res.unwrap();
+    assert_eq!(res.status(), 401);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "key_disabled", "{err}");
 }

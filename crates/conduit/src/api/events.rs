@@ -109,6 +109,22 @@ pub async fn feed(
 ) -> Result<Response, ApiError> {
     let types = TypeFilter::parse(query.types.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::invalid("types", "invalid_value", e.to_string()))?;
+    // A key's feed holds its own events and system events.
+    let mut readable = crate::events::catalog::key_types();
+    readable.extend(
+        crate::events::catalog::SYSTEM_TYPES
+            .iter()
+            .map(|t| t.to_string()),
+    );
+    if let Some(pattern) = crate::events::catalog::unmatched(&types, &readable) {
+        return Err(ApiError::invalid(
+            "types",
+            "invalid_value",
+            format!(
+                "`{pattern}` matches no event type; use a type such as `image.completed` or a pattern such as `image.*`."
+            ),
+        ));
+    }
     let streaming = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -218,6 +234,14 @@ impl Feed {
             };
             match next {
                 Ok(event) if self.wants(&event) => self.pending.push_back(event),
+                // A stream whose types leave out its key's `key.disabled` still
+                // ends with it.
+                Ok(event)
+                    if event.event_type == "key.disabled"
+                        && event.key_id.as_deref() == Some(self.key_id.as_str()) =>
+                {
+                    return None;
+                }
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => self.catch_up = true,
                 Err(RecvError::Closed) => return None,

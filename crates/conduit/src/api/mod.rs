@@ -121,7 +121,8 @@ pub const MEDIA_ROUTE: &str = "/v1/media/{file}";
 pub fn router(app: Arc<App>) -> Router {
     let media = Router::new()
         .fallback_service(ServeDir::new(app.media.dir()).append_index_html_on_directories(false))
-        .layer(middleware::map_response(media_answer));
+        .layer(middleware::map_response(media_answer))
+        .layer(middleware::map_request(plain_ranges_only));
 
     let mut api = Router::new();
     for (_, path, handler) in table() {
@@ -133,6 +134,30 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
+}
+
+/// Keeps a `Range` header only if it asks for one byte range (`bytes=0-99`,
+/// `bytes=100-`, `bytes=-100`): anything else is ignored and the whole file is
+/// served, as RFC 9110 §14.2 allows, rather than refused.
+async fn plain_ranges_only(mut request: Request) -> Request {
+    let plain = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.strip_prefix("bytes=").is_some_and(|spec| {
+                let mut ends = spec.trim().splitn(2, '-');
+                let (first, last) = (ends.next().unwrap_or(""), ends.next());
+                last.is_some_and(|last| {
+                    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+                    digits(first) && digits(last) && !(first.is_empty() && last.is_empty())
+                })
+            })
+        });
+    if plain == Some(false) {
+        request.headers_mut().remove(header::RANGE);
+    }
+    request
 }
 
 /// Media files never change, so a found file may be cached for good; anything
@@ -152,11 +177,19 @@ async fn media_answer(mut response: Response) -> Response {
             "method_not_allowed",
             "Media files are read with GET or HEAD.",
         ),
-        StatusCode::RANGE_NOT_SATISFIABLE => return response,
+        StatusCode::RANGE_NOT_SATISFIABLE => ApiError::bad_request(
+            "range_not_satisfiable",
+            "The requested range is outside the file.",
+        ),
         _ => ApiError::bad_request("invalid_request", "The media request could not be served."),
     };
     err.status = status;
-    err.into_response()
+    let content_range = response.headers_mut().remove(header::CONTENT_RANGE);
+    let mut answer = err.into_response();
+    if let Some(range) = content_range {
+        answer.headers_mut().insert(header::CONTENT_RANGE, range);
+    }
+    answer
 }
 
 async fn not_found() -> ApiError {

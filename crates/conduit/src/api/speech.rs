@@ -30,6 +30,7 @@ use crate::tasks::requests::SpeechJob;
     responses(
         (status = 200, description = "The audio.", content_type = "audio/wav", body = Vec<u8>),
         (status = 202, description = "Accepted as a task.", body = TaskAccepted),
+        (status = 409, description = "The synchronous task was cancelled (`task_cancelled`).", body = ErrorBody),
         (status = 502, description = "The synchronous task failed.", body = ErrorBody),
         super::schema::errors::SubmitErrors
     ),

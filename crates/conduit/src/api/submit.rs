@@ -193,6 +193,12 @@ pub(super) async fn finish_sync(
                     .as_ref()
                     .map(|e| e.message.clone())
                     .unwrap_or_else(|| format!("The task ended as {}.", view.task.status.as_str()));
+                if view.task.status == TaskStatus::Cancelled {
+                    // The client's own doing, not a server failure.
+                    let mut err = ApiError::bad_request("task_cancelled", message);
+                    err.status = StatusCode::CONFLICT;
+                    return Err(err);
+                }
                 let code = error
                     .map(|e| e.code)
                     .unwrap_or_else(|| "task_failed".into());

@@ -49,12 +49,20 @@ fn wait_of(text: Option<&str>, param: &str) -> Result<Duration, ApiError> {
     }
 }
 
+/// An entity tag without its weak prefix: `If-None-Match` compares weakly
+/// (RFC 9110 §13.1.2), and a proxy may have weakened ours (`W/"…"`).
+fn weak_free(tag: &str) -> &str {
+    let tag = tag.trim();
+    tag.strip_prefix("W/").unwrap_or(tag)
+}
+
 /// The answer for a view: 304 when the client's `If-None-Match` still matches.
 fn answer(view: &TaskView, if_none_match: Option<&str>) -> Response {
     let etag = HeaderValue::from_str(&view.etag).expect("etag is ascii");
     if if_none_match.is_some_and(|tags| {
         tags.split(',')
-            .any(|t| t.trim() == view.etag || t.trim() == "*")
+            .map(weak_free)
+            .any(|t| t == view.etag || t == "*")
     }) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
@@ -85,8 +93,16 @@ async fn get_with_wait(
     let view = if wait.is_zero() {
         crate::tasks::view(app, key, id).await?
     } else {
-        let etag = if_none_match.map(|t| t.split(',').next().unwrap_or("").trim());
-        crate::tasks::wait_for_change(app, key, id, etag, wait).await?
+        let etag = if_none_match.map(|t| weak_free(t.split(',').next().unwrap_or("")));
+        let view = crate::tasks::wait_for_change(app, key, id, etag, wait).await?;
+        // The key may have been disabled, deleted or expired while it waited.
+        let current = app.keys.by_id(&key.id).ok_or_else(|| {
+            ApiError::unauthorized("invalid_api_key", "Incorrect API key provided.")
+        })?;
+        if let Some((code, reason)) = current.refusal(crate::ids::now()) {
+            return Err(ApiError::unauthorized(code, reason));
+        }
+        view
     };
     Ok(answer(&view, if_none_match))
 }

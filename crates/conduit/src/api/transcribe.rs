@@ -30,6 +30,7 @@ use crate::tasks::requests::TranscriptionJob;
     responses(
         (status = 200, description = "The transcription (`text`, `srt` and `vtt` answer text/plain).", body = TranscriptionResponse),
         (status = 202, description = "Accepted as a task.", body = TaskAccepted),
+        (status = 409, description = "The synchronous task was cancelled (`task_cancelled`).", body = ErrorBody),
         (status = 502, description = "The synchronous task failed.", body = ErrorBody),
         super::schema::errors::SubmitErrors
     ),
