@@ -27,7 +27,7 @@ pub struct App {
     pub watchers: Arc<crate::tasks::watch::TaskWatchers>,
     pub limits: RateLimits,
     pub rate_announcements: crate::keys::limits::Announcements,
-    pub budget_announcements: crate::keys::limits::Announcements,
+    pub budget_announcements: Arc<crate::keys::limits::Announcements>,
     pub models: ModelTable,
     pub providers: Providers,
     pub media: MediaStore,
@@ -50,6 +50,9 @@ pub struct CommitFanout {
     /// Hands the webhook dispatcher what a commit leased, and wakes its claims.
     pub outbox: Arc<crate::webhooks::gate::Gate>,
     pub endpoints: Arc<crate::webhooks::EndpointDirectory>,
+    /// A `key.budget.exceeded` from any path (the spend reaching the budget, or
+    /// a refusal) starts the key's one-a-minute window.
+    pub budget_announcements: Arc<crate::keys::limits::Announcements>,
 }
 
 impl CommitSink for CommitFanout {
@@ -72,6 +75,11 @@ impl CommitSink for CommitFanout {
             self.endpoints.remove(id);
         }
         for event in &applied.events {
+            if event.event_type == "key.budget.exceeded"
+                && let Some(key_id) = &event.key_id
+            {
+                self.budget_announcements.should_announce(key_id);
+            }
             self.bus.publish(event.clone());
         }
         if applied.deliveries > 0 {

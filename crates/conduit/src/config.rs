@@ -148,6 +148,21 @@ impl Config {
             .trim_end_matches('/')
             .to_string();
         let media_dir = raw.media_dir.unwrap_or_else(|| raw.data_dir.join("media"));
+        // Zero would silently break the gateway: every delivery timing out at
+        // once, or no delivery or task ever starting.
+        for (field, value) in [
+            ("webhook_timeout_ms", raw.webhook_timeout_ms),
+            ("webhook_concurrency", raw.webhook_concurrency as u64),
+            ("max_concurrent_tasks", raw.max_concurrent_tasks as u64),
+            ("task_timeout_secs", raw.task_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
         Ok(Config {
             listen,
             public_url,
@@ -244,6 +259,17 @@ mod tests {
         assert!(parse_schedule("soon").is_err());
         let raw = RawConfig {
             listen: "nowhere".into(),
+            ..RawConfig::default()
+        };
+        assert!(Config::from_raw(raw).is_err());
+        let raw = RawConfig {
+            webhook_timeout_ms: 0,
+            ..RawConfig::default()
+        };
+        let err = Config::from_raw(raw).unwrap_err().to_string();
+        assert!(err.contains("webhook_timeout_ms"), "{err}");
+        let raw = RawConfig {
+            webhook_concurrency: 0,
             ..RawConfig::default()
         };
         assert!(Config::from_raw(raw).is_err());

@@ -91,6 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let watchers = Arc::new(crate::tasks::watch::TaskWatchers::default());
     let bus = EventBus::new();
     let endpoints = Arc::new(EndpointDirectory::default());
+    let budget_announcements = Arc::new(crate::keys::limits::Announcements::default());
     let outbox = Arc::new(crate::webhooks::gate::Gate::new());
     let sink = Arc::new(CommitFanout {
         keys: keys.clone(),
@@ -99,6 +100,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         bus: bus.clone(),
         outbox: outbox.clone(),
         endpoints: endpoints.clone(),
+        budget_announcements: budget_announcements.clone(),
     });
 
     // 2. The store, and what it already holds.
@@ -156,7 +158,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         watchers,
         limits: Default::default(),
         rate_announcements: Default::default(),
-        budget_announcements: Default::default(),
+        budget_announcements: budget_announcements.clone(),
         models: ModelTable::default(),
         providers,
         media,

@@ -276,6 +276,28 @@ async fn work_the_budget_cannot_cover_is_refused_with_402_and_an_event() {
 }
 
 #[tokio::test]
+async fn using_up_the_budget_then_being_refused_is_one_event_a_minute() {
+    let server = TestServer::start().await;
+    // Exactly one $0.04 image: the spend reaches the budget (an event), and the
+    // next submit is refused within the same minute (no second event).
+    let (value, _, _) = server
+        .create_key(json!({"name": "exact", "budget": 0.04}))
+        .await;
+    let task = server.submit_image(&value, json!({})).await;
+    wait_status(&server, &value, &task, &["completed"]).await;
+    let res = server
+        .post(
+            "/v1/images/generations",
+            &value,
+            json!({"prompt": "a", "async": true}),
+        )
+        .await;
+    expect_error(res, 402, None).await;
+    let events = feed(&server, &value, "types=key.budget.exceeded").await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+}
+
+#[tokio::test]
 async fn concurrent_submits_never_overspend_the_budget() {
     let server = TestServer::start().await;
     let (value, id, _) = server
