@@ -181,7 +181,7 @@ impl Bench {
     async fn throughput(&self, events: u64) {
         let (key, key_id) = self.key("throughput").await;
         for n in 0..ENDPOINTS {
-            self.endpoint(&key, format!("{}/r/{n}", self.receiver), json!(["tput.*"]))
+            self.endpoint(&key, format!("{}/r/{n}", self.receiver), json!(["key.*"]))
                 .await;
         }
         let before = self.seen.count.load(Ordering::Relaxed);
@@ -192,7 +192,7 @@ impl Bench {
             let key_id = key_id.clone();
             emitters.push(tokio::spawn(async move {
                 for i in (w..events).step_by(8) {
-                    Self::emit(&app, &key_id, "tput.tick".into(), i).await;
+                    Self::emit(&app, &key_id, "key.rate_limited".into(), i).await;
                 }
             }));
         }
@@ -223,16 +223,19 @@ impl Bench {
     }
 
     /// Phases 2 and 3: latency at a steady rate; `dead` endpoints never answer.
+    /// Each of 200 keys has one endpoint, and event `i` is key `i mod 200`'s, so
+    /// every event is one delivery to one endpoint.
     async fn latency(&self, name: &str, dead: usize, seconds: u64) {
-        let (key, key_id) = self.key(name).await;
+        let mut key_ids = Vec::with_capacity(ENDPOINTS);
         for n in 0..ENDPOINTS {
+            let (key, key_id) = self.key(&format!("{name}-{n}")).await;
             let url = if n < dead {
                 format!("{}/dead/{n}", self.receiver)
             } else {
                 format!("{}/r/{n}", self.receiver)
             };
-            self.endpoint(&key, url, json!([format!("{name}.e{n}")]))
-                .await;
+            self.endpoint(&key, url, json!(["key.rate_limited"])).await;
+            key_ids.push(key_id);
         }
         self.seen.samples.lock().unwrap().clear();
         let commits = Arc::new(Mutex::new(Vec::new()));
@@ -242,11 +245,10 @@ impl Bench {
         for i in 0..total {
             tick.tick().await;
             let app = self.app.clone();
-            let key_id = key_id.clone();
+            let key_id = key_ids[i as usize % ENDPOINTS].clone();
             let commits = commits.clone();
-            let event_type = format!("{name}.e{}", i as usize % ENDPOINTS);
             tokio::spawn(async move {
-                let (t, done) = Self::emit(&app, &key_id, event_type, i).await;
+                let (t, done) = Self::emit(&app, &key_id, "key.rate_limited".into(), i).await;
                 commits.lock().unwrap().push((i, t, done));
             });
         }
