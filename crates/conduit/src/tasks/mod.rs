@@ -108,6 +108,12 @@ pub async fn announce_budget_refusal(app: &App, key: &VirtualKey) {
 /// The caller's task; another key's task is "not found", exactly like an unknown id.
 pub async fn view(app: &App, key: &VirtualKey, id: &str) -> Result<Arc<TaskView>, ApiError> {
     let view = match app.tasks.get(id) {
+        Some(view) if view.task.key_id != key.id => {
+            // Answer in about the time an unknown id takes (a store read), so
+            // that timing does not tell another key's task from no task.
+            let _ = app.store.task(id).await;
+            return Err(ApiError::not_found("task"));
+        }
         Some(view) => view,
         None => {
             if !looks_like_task_id(id) {
