@@ -28,6 +28,9 @@ pub struct App {
     pub limits: RateLimits,
     pub rate_announcements: crate::keys::limits::Announcements,
     pub budget_announcements: Arc<crate::keys::limits::Announcements>,
+    /// Ids of the `key.disabled` events this process committed (and published)
+    /// since the key upkeep last looked; see `server::key_upkeep`.
+    pub local_disables: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
     pub models: ModelTable,
     pub providers: Providers,
     pub media: MediaStore,
@@ -53,6 +56,7 @@ pub struct CommitFanout {
     /// A `key.budget.exceeded` from any path (the spend reaching the budget, or
     /// a refusal) starts the key's one-a-minute window.
     pub budget_announcements: Arc<crate::keys::limits::Announcements>,
+    pub local_disables: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl CommitSink for CommitFanout {
@@ -79,6 +83,9 @@ impl CommitSink for CommitFanout {
                 && let Some(key_id) = &event.key_id
             {
                 self.budget_announcements.should_announce(key_id);
+            }
+            if event.event_type == "key.disabled" {
+                self.local_disables.lock().insert(event.id.clone());
             }
             self.bus.publish(event.clone());
         }

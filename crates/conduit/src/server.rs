@@ -92,6 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let bus = EventBus::new();
     let endpoints = Arc::new(EndpointDirectory::default());
     let budget_announcements = Arc::new(crate::keys::limits::Announcements::default());
+    let local_disables = Arc::new(parking_lot::Mutex::new(std::collections::HashSet::new()));
     let outbox = Arc::new(crate::webhooks::gate::Gate::new());
     let sink = Arc::new(CommitFanout {
         keys: keys.clone(),
@@ -101,6 +102,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         outbox: outbox.clone(),
         endpoints: endpoints.clone(),
         budget_announcements: budget_announcements.clone(),
+        local_disables: local_disables.clone(),
     });
 
     // 2. The store, and what it already holds.
@@ -159,6 +161,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         limits: Default::default(),
         rate_announcements: Default::default(),
         budget_announcements: budget_announcements.clone(),
+        local_disables,
         models: ModelTable::default(),
         providers,
         media,
@@ -332,15 +335,8 @@ async fn key_upkeep(app: Arc<App>) {
         let Ok(stored) = app.store.keys().await else {
             continue;
         };
-        let mut disabled_elsewhere = Vec::new();
         for key in stored {
             let current = app.keys.by_id(&key.id);
-            if current
-                .as_ref()
-                .is_some_and(|c| c.updated_at < key.updated_at && c.enabled && !key.enabled)
-            {
-                disabled_elsewhere.push(key.id.clone());
-            }
             if current
                 .as_ref()
                 .is_none_or(|c| c.updated_at < key.updated_at)
@@ -362,7 +358,7 @@ async fn key_upkeep(app: Arc<App>) {
                 }
             }
         }
-        announce_disabled_elsewhere(&app, &disabled_elsewhere, seen).await;
+        announce_disabled_elsewhere(&app, seen, position).await;
         seen = position;
     }
 }
@@ -371,27 +367,33 @@ async fn key_upkeep(app: Arc<App>) {
 /// `key.disabled` event, and its webhook deliveries, to the log; only this
 /// process's bus is missing it. Publishing it here closes the key's hub
 /// connections and event streams, as an in-process disable does, and the
-/// claim loop is woken for the deliveries.
-async fn announce_disabled_elsewhere(app: &App, key_ids: &[String], after_position: i64) {
-    if key_ids.is_empty() {
-        return;
-    }
-    let types = crate::events::filter::TypeFilter::parse("key.disabled").expect("a valid pattern");
-    for key_id in key_ids {
-        let query = crate::store::EventQuery {
-            key_id: Some(key_id.clone()),
-            task_id: None,
-            after_position,
-            types: types.clone(),
-            limit: 10,
-        };
-        match app.store.events(&query).await {
-            Ok(events) => events
-                .into_iter()
-                .filter(|e| e.key_id.as_deref() == Some(key_id))
-                .for_each(|e| app.bus.publish(Arc::new(e))),
-            Err(err) => tracing::warn!(%key_id, cause = %err, "cannot read key.disabled"),
+/// claim loop is woken for the deliveries. Events this process committed
+/// itself were published at their commit and are skipped.
+async fn announce_disabled_elsewhere(app: &App, after_position: i64, up_to: i64) {
+    let query = crate::store::EventQuery {
+        key_id: None,
+        task_id: None,
+        after_position,
+        types: crate::events::filter::TypeFilter::parse("key.disabled").expect("a valid pattern"),
+        limit: 1000,
+    };
+    let events = match app.store.events(&query).await {
+        Ok(events) => events,
+        Err(err) => {
+            tracing::warn!(cause = %err, "cannot read key.disabled events");
+            return;
         }
+    };
+    let local = std::mem::take(&mut *app.local_disables.lock());
+    let mut found = false;
+    let fresh = events
+        .into_iter()
+        .filter(|e| e.position <= up_to && !local.contains(&e.id));
+    for event in fresh {
+        found = true;
+        app.bus.publish(Arc::new(event));
     }
-    app.webhooks.wake.wake_claims();
+    if found {
+        app.webhooks.wake.wake_claims();
+    }
 }

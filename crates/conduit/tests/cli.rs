@@ -50,6 +50,39 @@ async fn a_key_disabled_from_the_command_line_is_announced_on_every_channel() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // An admin change made at once, before the gateway reloaded its keys,
+    // does not undo the disable.
+    let keys: Value = http
+        .get(format!("{}/admin/v1/keys", server.base))
+        .bearer_auth(common::MASTER_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "default")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patched: Value = http
+        .patch(format!("{}/admin/v1/keys/{id}", server.base))
+        .bearer_auth(common::MASTER_KEY)
+        .json(&json!({"rate_limit_rpm": 60}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patched["enabled"], false, "{patched}");
+    assert_eq!(patched["rate_limit_rpm"], 60, "{patched}");
+
     // 3. The stream delivers key.disabled and ends; the webhook arrives; the key
     //    is refused.
     let body = tokio::time::timeout(Duration::from_secs(15), stream.text())

@@ -266,9 +266,11 @@ async fn listing_filters_by_status() {
 
 #[tokio::test]
 async fn a_long_poll_ends_401_when_its_key_is_disabled_meanwhile() {
-    let server = TestServer::start_with(|raw| raw.local_work_ms = 3_000).await;
+    let server = TestServer::start().await;
     let (key, key_id, _) = server.create_key(json!({"name": "soon-off"})).await;
     let id = server.submit_image(&key, json!({})).await;
+    // A finished task with its current ETag: the poll would wait the full 20 s.
+    wait_status(&server, &key, &id, &["completed"]).await;
     let res = server.get(&format!("/v1/tasks/{id}"), &key).await;
     let etag = res.headers()["etag"].to_str().unwrap().to_string();
     let poll = server
@@ -289,9 +291,15 @@ async fn a_long_poll_ends_401_when_its_key_is_disabled_meanwhile() {
             .unwrap();
         assert_eq!(res.status(), 200);
     };
+    let started = Instant::now();
     let (res, ()) = tokio::join!(poll, disable);
     let res = res.unwrap();
     assert_eq!(res.status(), 401);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "key_disabled", "{err}");
 }

@@ -198,6 +198,19 @@ fn find(app: &App, id: &str) -> Result<Arc<VirtualKey>, ApiError> {
     app.keys.by_id(id).ok_or_else(|| ApiError::not_found("key"))
 }
 
+/// The key as stored now, for a read-modify-write: the in-memory directory may
+/// not have caught up yet with a change made by `conduit keys` (it reloads
+/// every two seconds), and writing its copy back would undo that change.
+async fn find_stored(app: &App, id: &str) -> Result<VirtualKey, ApiError> {
+    find(app, id)?;
+    app.store
+        .keys()
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| ApiError::not_found("key"))
+}
+
 /// `GET /admin/v1/keys/{id}`.
 #[utoipa::path(
     get,
@@ -245,7 +258,7 @@ pub async fn update_key(
 ) -> Result<Json<KeyRecord>, ApiError> {
     let fields = Fields(&body);
     fields.only(KEY_FIELDS)?;
-    let mut key = (*find(&app, &id)?).clone();
+    let mut key = find_stored(&app, &id).await?;
     let was_enabled = key.enabled;
     if let Some(name) = fields.string("name", bounds::NAME_CHARS)? {
         if name.trim().is_empty() {
@@ -356,7 +369,7 @@ pub async fn rotate_key_secret(
     _: AdminKey,
     Path(id): Path<String>,
 ) -> Result<Json<RotatedSecret>, ApiError> {
-    let mut key = (*find(&app, &id)?).clone();
+    let mut key = find_stored(&app, &id).await?;
     let grace = chrono::Duration::from_std(app.config.webhook_secret_grace).unwrap_or_default();
     let old = std::mem::replace(&mut key.webhook_secret, secrets::generate_webhook_secret());
     key.previous_webhook_secret = Some((old, now() + grace));

@@ -170,11 +170,22 @@ pub async fn wait_for_change(
             _ = changed => {}
             _ = tokio::time::sleep_until(deadline) => break,
             _ = app.shutdown.cancelled() => break,
+            // A key disabled, deleted or expired meanwhile ends the wait (the
+            // caller answers 401).
+            _ = tokio::time::sleep(KEY_RECHECK) => {
+                let valid = app.keys.by_id(&key.id).is_some_and(|k| k.refusal(crate::ids::now()).is_none());
+                if !valid {
+                    break;
+                }
+            }
         }
         current = view(app, key, id).await?;
     }
     Ok(current)
 }
+
+/// How often a long poll checks that its key is still valid.
+const KEY_RECHECK: Duration = Duration::from_secs(1);
 
 /// Cancels a task that has not finished; 409 if it has.
 pub async fn cancel(app: &App, key: &VirtualKey, id: &str) -> Result<Task, ApiError> {
