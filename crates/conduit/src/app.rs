@@ -27,6 +27,7 @@ pub struct App {
     pub watchers: Arc<crate::tasks::watch::TaskWatchers>,
     pub limits: RateLimits,
     pub rate_announcements: crate::keys::limits::Announcements,
+    pub replay_limits: crate::keys::limits::ReplayLimits,
     pub budget_announcements: Arc<crate::keys::limits::Announcements>,
     /// Ids of the `key.disabled` events this process committed (and published)
     /// since the key upkeep last looked; see `server::key_upkeep`.

@@ -160,6 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         watchers,
         limits: Default::default(),
         rate_announcements: Default::default(),
+        replay_limits: Default::default(),
         budget_announcements: budget_announcements.clone(),
         local_disables,
         models: ModelTable::default(),
@@ -196,7 +197,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http::header::RETRY_AFTER,
         http::header::CONTENT_LENGTH,
     ]);
-    let router = crate::api::router(app.clone()).merge(hubs).layer(cors);
+    let router = crate::api::router(app.clone())
+        .merge(hubs)
+        .layer(axum::middleware::from_fn(
+            crate::api::refuse_webhook_deliveries,
+        ))
+        .layer(cors);
     let stop = shutdown.clone();
     let serve = crate::listener::serve(listener, router, app.config.header_read_timeout, stop);
     let served = tokio::spawn(async move {

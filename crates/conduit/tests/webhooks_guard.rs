@@ -30,6 +30,15 @@ async fn a_webhook_pointed_at_the_gateway_is_refused_and_starts_no_loop() {
     assert_eq!(res.status(), 403);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "webhook_loop", "{err}");
+    let res = server
+        .http
+        .post(server.url("/hubs/tasks/negotiate?negotiateVersion=1"))
+        .bearer_auth(&key)
+        .header("x-conduit-signature", "t=1,v1=00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "the hubs refuse deliveries too");
 
     // 2. The gateway's own address is refused when the endpoint is created.
     let event = emit(&server, &key_id(&server), "key.rate_limited", json!({})).await;
@@ -137,5 +146,36 @@ async fn a_deleted_keys_endpoints_and_secrets_go_with_it() {
     assert!(app.webhooks.endpoints.of_owner(Some(&b_id)).is_empty());
     let stored = app.store.endpoints().await.unwrap();
     assert!(stored.iter().all(|e| e.key_id.as_deref() != Some(&b_id)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn replays_are_capped_per_key() {
+    let server = TestServer::start().await;
+    let event = emit(&server, &key_id(&server), "key.rate_limited", json!({})).await;
+    let path = format!("/v1/events/{event}/redeliver");
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(
+            server
+                .post(&path, &server.key, json!({}))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 202), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Another key is not affected.
+    let (b_key, b_id, _) = server.create_key(json!({"name": "b"})).await;
+    let b_event = emit(&server, &b_id, "key.rate_limited", json!({})).await;
+    let res = server
+        .post(
+            &format!("/v1/events/{b_event}/redeliver"),
+            &b_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
     server.stop().await;
 }

@@ -250,6 +250,8 @@ impl Feed {
     }
 }
 
+// LIMITATION: no per-key cap on open event streams (nor on long polls and hub
+// connections): one key can hold many of the process's 20,000 open files.
 fn live_stream(
     app: Arc<App>,
     key_id: String,

@@ -115,6 +115,36 @@ impl Announcements {
     }
 }
 
+/// Replays (`POST /v1/events/{id}/redeliver` and delivery retries) a key may
+/// ask for, whatever its own limits: each replay can write a delivery per
+/// endpoint (up to 500), so they are capped for every key.
+pub struct ReplayLimits {
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+}
+
+/// Replays per minute for one key, and how many may come at once.
+const REPLAYS_PER_MINUTE: u32 = 60;
+const REPLAY_BURST: u32 = 20;
+
+impl Default for ReplayLimits {
+    fn default() -> Self {
+        let quota = Quota::per_minute(NonZeroU32::new(REPLAYS_PER_MINUTE).expect("non-zero"))
+            .allow_burst(NonZeroU32::new(REPLAY_BURST).expect("non-zero"));
+        ReplayLimits {
+            limiter: RateLimiter::keyed(quota),
+        }
+    }
+}
+
+impl ReplayLimits {
+    /// `Ok` if `key_id` may replay now; otherwise how long until it may.
+    pub fn check(&self, key_id: &str) -> Result<(), Duration> {
+        self.limiter
+            .check_key(&key_id.to_string())
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,10 @@ impl Runner {
     }
 
     /// Queues an accepted task.
+    // LIMITATION: one first-in-first-out queue for every key: a key that
+    // submits thousands of tasks delays other keys' tasks until they are done
+    // (per-key rate limits are the only brake). A queue per key served in turn
+    // would share the runner fairly.
     pub fn enqueue(&self, task_id: &str) {
         let _ = self.queue.send(task_id.to_string());
     }

@@ -47,6 +47,12 @@ const MAX_LIMIT: usize = 32;
 /// Deliveries waiting in one slot beyond which more are given back to the outbox.
 const MAX_WAITING: usize = 64;
 
+// LIMITATION: the global limits (attempts in flight, deliveries held in
+// memory) are shared first come, first served: one key with hundreds of slow
+// endpoints can fill them and delay other keys' deliveries (each receiver's
+// own limit and the saturation gate bound this per receiver, not per key). A
+// share per key, served in turn, would isolate keys fully.
+
 /// What an attempt needs besides the delivery.
 pub(super) struct Context {
     pub app: Arc<App>,

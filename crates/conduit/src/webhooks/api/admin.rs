@@ -253,7 +253,8 @@ pub(crate) async fn list_system_webhook_delivery_attempts(
         (status = 202, description = "The delivery, pending again.", body = WebhookDelivery),
         (status = 401, description = "Not the master key.", body = ErrorBody),
         (status = 404, description = "No such delivery of a system event.", body = ErrorBody),
-        (status = 409, description = "`delivery_in_flight`, or `endpoint_disabled` (its endpoint is disabled or deleted).", body = ErrorBody)
+        (status = 409, description = "`delivery_in_flight`, or `endpoint_disabled` (its endpoint is disabled or deleted).", body = ErrorBody),
+        (status = 429, description = "Too many replays (60 a minute per owner); see `Retry-After`.", body = ErrorBody)
     ),
     security(("master_key" = []))
 )]

@@ -135,6 +135,18 @@ pub(super) async fn attempts<S: Scope>(
     }))
 }
 
+/// 429 once the owner has asked for too many replays (see [`ReplayLimits`]).
+///
+/// [`ReplayLimits`]: crate::keys::limits::ReplayLimits
+fn check_replay(app: &App, owner: &str) -> Result<(), ApiError> {
+    app.replay_limits.check(owner).map_err(|wait| {
+        ApiError::rate_limited(
+            wait.as_secs_f64().ceil() as u64,
+            "Too many redeliveries and retries; each writes a delivery per receiver. Try again later.",
+        )
+    })
+}
+
 /// `POST …/webhooks/deliveries/{id}/retry`: one more attempt now, whatever the
 /// delivery's status (409 while an attempt is in flight, or when its endpoint
 /// is disabled or deleted).
@@ -143,6 +155,7 @@ pub(super) async fn retry<S: Scope>(
     scope: S,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    check_replay(&app, scope.key_id().unwrap_or("system"))?;
     let delivery = find(&app, &scope, &id).await?;
     if let Some(endpoint_id) = &delivery.endpoint_id {
         let active = app
@@ -179,7 +192,8 @@ pub(super) async fn retry<S: Scope>(
     params(("id" = String, Path, description = "The event id, `evt_…`.")),
     responses(
         (status = 202, description = "The new deliveries (none when nothing wants the event).", body = WebhookDeliveryList),
-        (status = 404, description = "No such event for this key.", body = crate::error::ErrorBody)
+        (status = 404, description = "No such event for this key.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many replays (60 a minute per key); see `Retry-After`.", body = crate::error::ErrorBody)
     ),
     security(("virtual_key" = []))
 )]
@@ -189,6 +203,7 @@ pub(crate) async fn redeliver(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let key_id = scope.key_id().unwrap_or_default().to_string();
+    check_replay(&app, &key_id)?;
     let event = app
         .store
         .event(&id)

@@ -239,7 +239,8 @@ pub(crate) async fn list_webhook_delivery_attempts(
     responses(
         (status = 202, description = "The delivery, pending again.", body = WebhookDelivery),
         (status = 404, description = "No such delivery for this key.", body = ErrorBody),
-        (status = 409, description = "`delivery_in_flight`, or `endpoint_disabled` (its endpoint is disabled or deleted).", body = ErrorBody)
+        (status = 409, description = "`delivery_in_flight`, or `endpoint_disabled` (its endpoint is disabled or deleted).", body = ErrorBody),
+        (status = 429, description = "Too many replays (60 a minute per owner); see `Retry-After`.", body = ErrorBody)
     ),
     security(("virtual_key" = []))
 )]
