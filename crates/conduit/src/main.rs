@@ -96,7 +96,19 @@ fn raise_open_file_limit() -> u64 {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // A refusal (bad settings, a data directory in use) is one line, not a
+    // backtrace, whatever RUST_BACKTRACE says.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("conduit: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     #[cfg(unix)]
     let open_files = raise_open_file_limit();
     let cli = Cli::parse();

@@ -391,6 +391,14 @@ async fn admin_event_routes_refuse_bad_input() {
     expect_error(res, 400, Some("status")).await;
     let res = server
         .post(
+            "/admin/v1/providers/nope/health",
+            MASTER_KEY,
+            json!({"status": "healthy"}),
+        )
+        .await;
+    expect_error(res, 400, Some("name")).await;
+    let res = server
+        .post(
             "/admin/v1/maintenance",
             &server.key,
             json!({"status": "started"}),

@@ -77,7 +77,7 @@ pub async fn maintenance(
     responses(
         (status = 201, description = "The emitted event.", body = EventEnvelope),
         (status = 401, description = "Not the master key.", body = ErrorBody),
-        (status = 400, description = "A bad field, named in `param`.", body = ErrorBody)
+        (status = 400, description = "A bad field, named in `param`, or an unknown provider.", body = ErrorBody)
     ),
     security(("master_key" = []))
 )]
@@ -87,6 +87,16 @@ pub async fn provider_health(
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    if app.providers.get(&name).is_none() {
+        return Err(ApiError::invalid(
+            "name",
+            "unknown_provider",
+            format!(
+                "This gateway has no provider named `{name}`; it has: {}.",
+                app.providers.names().join(", ")
+            ),
+        ));
+    }
     let fields = Fields(&body);
     let status = fields
         .choice("status", &["healthy", "degraded", "unhealthy"])?
