@@ -226,15 +226,7 @@ async fn a_filtered_stream_ends_when_its_key_is_disabled() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let res = server
-        .http
-        .patch(server.url(&format!("/admin/v1/keys/{key_id}")))
-        .bearer_auth(MASTER_KEY)
-        .json(&json!({"enabled": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server.disable_key(&key_id).await;
     let body = tokio::time::timeout(std::time::Duration::from_secs(10), stream.text())
         .await
         .expect("the stream ends")

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use common::{MASTER_KEY, TestServer};
+use common::TestServer;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -93,15 +93,7 @@ fn assert_final_close(message: &Value, word: &str) {
 }
 
 async fn disable(server: &TestServer, key_id: &str) {
-    let res = server
-        .http
-        .patch(server.url(&format!("/admin/v1/keys/{key_id}")))
-        .bearer_auth(MASTER_KEY)
-        .json(&json!({"enabled": false}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(res.status(), 200);
+    server.disable_key(key_id).await;
 }
 
 #[tokio::test]

@@ -281,15 +281,7 @@ async fn a_long_poll_ends_401_when_its_key_is_disabled_meanwhile() {
         .send();
     let disable = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let res = server
-            .http
-            .patch(server.url(&format!("/admin/v1/keys/{key_id}")))
-            .bearer_auth(common::MASTER_KEY)
-            .json(&json!({"enabled": false}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        server.disable_key(&key_id).await;
     };
     let started = Instant::now();
     let (res, ()) = tokio::join!(poll, disable);

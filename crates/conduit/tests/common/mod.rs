@@ -85,6 +85,19 @@ impl TestServer {
             .expect("request")
     }
 
+    /// Disables a key through the admin API.
+    pub async fn disable_key(&self, key_id: &str) {
+        let res = self
+            .http
+            .patch(self.url(&format!("/admin/v1/keys/{key_id}")))
+            .bearer_auth(MASTER_KEY)
+            .json(&serde_json::json!({"enabled": false}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+    }
+
     /// Creates another virtual key through the admin API; returns (value, id, webhook secret).
     pub async fn create_key(&self, body: Value) -> (String, String, String) {
         let res = self.post("/admin/v1/keys", MASTER_KEY, body).await;

@@ -21,27 +21,22 @@ use crate::webhooks::model::Delivery;
 /// [`crate::webhooks::model::receiver`]: `ep:{endpoint}` or `url:{url}`),
 /// comparing the columns themselves so that the walk stays cheap per row.
 fn push_skip(sql: &mut QueryBuilder<'_, Sqlite>, skip_receivers: &[String]) {
-    let endpoints: Vec<&str> = skip_receivers
-        .iter()
-        .filter_map(|r| r.strip_prefix("ep:"))
-        .collect();
-    let urls: Vec<&str> = skip_receivers
-        .iter()
-        .filter_map(|r| r.strip_prefix("url:"))
-        .collect();
-    if !endpoints.is_empty() {
-        sql.push(" AND (d.endpoint_id IS NULL OR d.endpoint_id NOT IN (");
-        let mut list = sql.separated(", ");
-        for id in endpoints {
-            list.push_bind(id.to_string());
+    // (prefix, the column compared, the rows the condition does not concern)
+    for (prefix, column, other) in [
+        ("ep:", "d.endpoint_id", "d.endpoint_id IS NULL"),
+        ("url:", "d.url", "d.endpoint_id IS NOT NULL"),
+    ] {
+        let values: Vec<&str> = skip_receivers
+            .iter()
+            .filter_map(|r| r.strip_prefix(prefix))
+            .collect();
+        if values.is_empty() {
+            continue;
         }
-        sql.push("))");
-    }
-    if !urls.is_empty() {
-        sql.push(" AND (d.endpoint_id IS NOT NULL OR d.url NOT IN (");
+        sql.push(format!(" AND ({other} OR {column} NOT IN ("));
         let mut list = sql.separated(", ");
-        for url in urls {
-            list.push_bind(url.to_string());
+        for value in values {
+            list.push_bind(value.to_string());
         }
         sql.push("))");
     }

@@ -261,13 +261,40 @@ pub(super) async fn cancel_endpoint(
     endpoint_id: &str,
     ts: &str,
 ) -> StoreResult<u64> {
+    cancel_open(
+        conn,
+        Owner::Endpoint(endpoint_id),
+        "endpoint disabled or deleted",
+        ts,
+    )
+    .await
+}
+
+/// Whose open deliveries [`cancel_open`] cancels.
+enum Owner<'a> {
+    Endpoint(&'a str),
+    Key(&'a str),
+}
+
+/// Cancels the open deliveries of an endpoint or a key, noting why.
+async fn cancel_open(
+    conn: &mut SqliteConnection,
+    owner: Owner<'_>,
+    why: &str,
+    ts: &str,
+) -> StoreResult<u64> {
+    let (column, id) = match owner {
+        Owner::Endpoint(id) => ("endpoint_id", id),
+        Owner::Key(id) => ("key_id", id),
+    };
     let done = sqlx::query(&format!(
         "UPDATE webhook_deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL,
-           last_error = COALESCE(last_error, 'endpoint disabled or deleted'), updated_at = ?
-         WHERE endpoint_id = ? AND {OPEN}"
+           last_error = COALESCE(last_error, ?), updated_at = ?
+         WHERE {column} = ? AND {OPEN}"
     ))
+    .bind(why)
     .bind(ts)
-    .bind(endpoint_id)
+    .bind(id)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
@@ -279,15 +306,7 @@ pub(super) async fn forget_key(
     key_id: &str,
     ts: &str,
 ) -> StoreResult<()> {
-    sqlx::query(&format!(
-        "UPDATE webhook_deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL,
-           last_error = COALESCE(last_error, 'key deleted'), updated_at = ?
-         WHERE key_id = ? AND {OPEN}"
-    ))
-    .bind(ts)
-    .bind(key_id)
-    .execute(&mut *conn)
-    .await?;
+    cancel_open(conn, Owner::Key(key_id), "key deleted", ts).await?;
     sqlx::query("DELETE FROM webhook_endpoints WHERE key_id = ?")
         .bind(key_id)
         .execute(&mut *conn)
