@@ -197,12 +197,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http::header::RETRY_AFTER,
         http::header::CONTENT_LENGTH,
     ]);
-    let router = crate::api::router(app.clone())
-        .merge(hubs)
-        .layer(axum::middleware::from_fn(
-            crate::api::refuse_webhook_deliveries,
-        ))
-        .layer(cors);
+    // The API routes refuse webhook deliveries in their own per-request layer
+    // (`api::observe`); the hubs get the same refusal here.
+    let hubs = hubs.layer(axum::middleware::from_fn(
+        crate::api::refuse_webhook_deliveries,
+    ));
+    let router = crate::api::router(app.clone()).merge(hubs).layer(cors);
     let stop = shutdown.clone();
     let serve = crate::listener::serve(listener, router, app.config.header_read_timeout, stop);
     let served = tokio::spawn(async move {

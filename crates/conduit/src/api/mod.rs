@@ -210,26 +210,36 @@ async fn method_not_allowed() -> ApiError {
     err
 }
 
-/// Refuses, on every route (API and hubs), a request that carries a webhook
-/// delivery's signature: a webhook pointed at a Conduit gateway (this one
-/// behind another name, or another instance) must not act on it, or one
-/// delivery could start a loop of them.
+/// Refuses a request that carries a webhook delivery's signature (on the API
+/// routes through [`observe`], on the hubs as a layer of their own): a webhook
+/// pointed at a Conduit gateway (this one behind another name, or another
+/// instance) must not act on it, or one delivery could start a loop of them.
 pub async fn refuse_webhook_deliveries(request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    if headers.contains_key("webhook-signature") || headers.contains_key("x-conduit-signature") {
-        let mut err = ApiError::bad_request(
-            "webhook_loop",
-            "This request is a Conduit webhook delivery; the gateway does not accept webhook deliveries.",
-        );
-        err.status = StatusCode::FORBIDDEN;
-        return err.into_response();
+    match webhook_delivery_refusal(&request) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
     }
-    next.run(request).await
+}
+
+fn webhook_delivery_refusal(request: &Request) -> Option<Response> {
+    let headers = request.headers();
+    if !headers.contains_key("webhook-signature") && !headers.contains_key("x-conduit-signature") {
+        return None;
+    }
+    let mut err = ApiError::bad_request(
+        "webhook_loop",
+        "This request is a Conduit webhook delivery; the gateway does not accept webhook deliveries.",
+    );
+    err.status = StatusCode::FORBIDDEN;
+    Some(err.into_response())
 }
 
 /// Counts and times every request, logs it at debug, and turns axum's plain-text
 /// rejections (bad path or query) into OpenAI-shaped errors.
 async fn observe(State(_app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if let Some(refusal) = webhook_delivery_refusal(&request) {
+        return refusal;
+    }
     let started = Instant::now();
     let method = request.method().clone();
     let route = request
