@@ -110,13 +110,8 @@ pub async fn feed(
     let types = TypeFilter::parse(query.types.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::invalid("types", "invalid_value", e.to_string()))?;
     // A key's feed holds its own events and system events.
-    let mut readable = crate::events::catalog::key_types();
-    readable.extend(
-        crate::events::catalog::SYSTEM_TYPES
-            .iter()
-            .map(|t| t.to_string()),
-    );
-    if let Some(pattern) = crate::events::catalog::unmatched(&types, &readable) {
+    let readable = crate::events::catalog::feed_types();
+    if let Some(pattern) = crate::events::catalog::unmatched(&types, readable) {
         return Err(ApiError::invalid(
             "types",
             "invalid_value",
@@ -190,10 +185,7 @@ impl Feed {
 
     /// Whether the stream's key may still be used.
     fn key_valid(&self) -> bool {
-        self.app
-            .keys
-            .by_id(&self.key_id)
-            .is_some_and(|k| k.refusal(crate::ids::now()).is_none())
+        self.app.keys.refusal(&self.key_id).is_none()
     }
 
     async fn next_event(&mut self) -> Option<Arc<Event>> {

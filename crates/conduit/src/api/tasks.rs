@@ -96,10 +96,7 @@ async fn get_with_wait(
         let etag = if_none_match.map(|t| weak_free(t.split(',').next().unwrap_or("")));
         let view = crate::tasks::wait_for_change(app, key, id, etag, wait).await?;
         // The key may have been disabled, deleted or expired while it waited.
-        let current = app.keys.by_id(&key.id).ok_or_else(|| {
-            ApiError::unauthorized("invalid_api_key", "Incorrect API key provided.")
-        })?;
-        if let Some((code, reason)) = current.refusal(crate::ids::now()) {
+        if let Some((code, reason)) = app.keys.refusal(&key.id) {
             return Err(ApiError::unauthorized(code, reason));
         }
         view

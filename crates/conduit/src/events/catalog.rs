@@ -2,7 +2,9 @@
 //! checked against this list, so a filter with a typo (`image.complete`) is
 //! refused instead of silently never firing.
 
-use super::filter::TypeFilter;
+use std::sync::LazyLock;
+
+use super::filter::{TypeFilter, pattern_matches};
 use crate::tasks::model::TaskType;
 
 /// What happens to a task, after its type's prefix (`image.started`).
@@ -24,23 +26,43 @@ pub const SYSTEM_TYPES: &[&str] = &[
 ];
 
 /// Every type a key's endpoint can receive: its tasks' and its own.
-pub fn key_types() -> Vec<String> {
-    let tasks = [
-        TaskType::Image,
-        TaskType::Video,
-        TaskType::Speech,
-        TaskType::Transcription,
-    ];
-    let mut out: Vec<String> = tasks
-        .iter()
-        .flat_map(|t| {
-            TASK_SUFFIXES
-                .iter()
-                .map(move |s| format!("{}.{s}", t.event_prefix()))
-        })
-        .collect();
-    out.extend(KEY_TYPES.iter().map(|t| t.to_string()));
-    out
+pub fn key_types() -> &'static [String] {
+    static TYPES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let tasks = [
+            TaskType::Image,
+            TaskType::Video,
+            TaskType::Speech,
+            TaskType::Transcription,
+        ];
+        let mut out: Vec<String> = tasks
+            .iter()
+            .flat_map(|t| {
+                TASK_SUFFIXES
+                    .iter()
+                    .map(move |s| format!("{}.{s}", t.event_prefix()))
+            })
+            .collect();
+        out.extend(KEY_TYPES.iter().map(|t| t.to_string()));
+        out
+    });
+    &TYPES
+}
+
+/// Every type a key's event feed can hold: its own and system events.
+pub fn feed_types() -> &'static [String] {
+    static TYPES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let mut out = key_types().to_vec();
+        out.extend(system_types().iter().cloned());
+        out
+    });
+    &TYPES
+}
+
+/// [`SYSTEM_TYPES`] as owned strings, like the other lists.
+pub fn system_types() -> &'static [String] {
+    static TYPES: LazyLock<Vec<String>> =
+        LazyLock::new(|| SYSTEM_TYPES.iter().map(|t| t.to_string()).collect());
+    &TYPES
 }
 
 /// The first pattern of `filter` that matches none of `types`, if any.
@@ -48,20 +70,13 @@ pub fn unmatched<'a>(filter: &'a TypeFilter, types: &[String]) -> Option<&'a str
     filter
         .patterns()
         .iter()
-        .find(|p| {
-            let one = TypeFilter::from_patterns([p.as_str()]).expect("already checked");
-            !types.iter().any(|t| one.matches(t))
-        })
+        .find(|p| !types.iter().any(|t| pattern_matches(p, t)))
         .map(String::as_str)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn system() -> Vec<String> {
-        SYSTEM_TYPES.iter().map(|t| t.to_string()).collect()
-    }
 
     #[test]
     fn typos_and_other_scopes_match_nothing() {
@@ -71,12 +86,15 @@ mod tests {
             unmatched(&filter, types).map(str::to_string)
         };
         assert_eq!(
-            check(&["image.complete"], &key).as_deref(),
+            check(&["image.complete"], key).as_deref(),
             Some("image.complete")
         );
-        assert_eq!(check(&["image.*"], &system()).as_deref(), Some("image.*"));
         assert_eq!(
-            check(&["system.maintenence"], &system()).as_deref(),
+            check(&["image.*"], system_types()).as_deref(),
+            Some("image.*")
+        );
+        assert_eq!(
+            check(&["system.maintenence"], system_types()).as_deref(),
             Some("system.maintenence")
         );
         for ok in [
@@ -86,8 +104,8 @@ mod tests {
             &["audio.transcription.completed"],
             &["key.*", "webhook.endpoint_disabled"],
         ] {
-            assert_eq!(check(ok, &key), None, "{ok:?}");
+            assert_eq!(check(ok, key), None, "{ok:?}");
         }
-        assert_eq!(check(&["system.*", "provider.*"], &system()), None);
+        assert_eq!(check(&["system.*", "provider.*"], system_types()), None);
     }
 }

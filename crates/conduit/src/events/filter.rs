@@ -66,7 +66,8 @@ impl TypeFilter {
     }
 }
 
-fn pattern_matches(pattern: &str, event_type: &str) -> bool {
+/// Whether one checked pattern (`*`, `image.*`, `video.progress`) selects `event_type`.
+pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
     if pattern == "*" {
         return true;
     }

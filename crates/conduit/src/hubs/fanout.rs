@@ -103,21 +103,11 @@ fn deliver_key_event(app: &App, hubs: &Hubs, event: &Event, key_id: &str) {
     send(&hubs.tasks, &[group.as_str()], method, event.hub_argument());
 
     // A disabled key's connections are closed once they have been told.
-    if event.event_type == "key.disabled" {
-        let still_valid = app
-            .keys
-            .by_id(key_id)
-            .is_some_and(|k| k.refusal(crate::ids::now()).is_none());
-        if !still_valid {
-            for hub in hubs.all() {
-                for conn in hub.connections() {
-                    if key_of(&conn) == Some(key_id) {
-                        hub.close_connection(
-                            conn.id(),
-                            Some("The virtual key was disabled."),
-                            false,
-                        );
-                    }
+    if event.event_type == "key.disabled" && app.keys.refusal(key_id).is_some() {
+        for hub in hubs.all() {
+            for conn in hub.connections() {
+                if key_of(&conn) == Some(key_id) {
+                    hub.close_connection(conn.id(), Some("The virtual key was disabled."), false);
                 }
             }
         }

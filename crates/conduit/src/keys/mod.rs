@@ -45,6 +45,16 @@ impl KeyDirectory {
         self.inner.read().by_id.get(id).cloned()
     }
 
+    /// Why the key `id` may not be used now, as the code and message of the
+    /// 401 a client gets; `None` if it may. A key that is gone is refused like
+    /// an unknown one.
+    pub fn refusal(&self, id: &str) -> Option<(&'static str, &'static str)> {
+        match self.by_id(id) {
+            None => Some(("invalid_api_key", "Incorrect API key provided.")),
+            Some(key) => key.refusal(crate::ids::now()),
+        }
+    }
+
     pub fn put(&self, key: VirtualKey) {
         let key = Arc::new(key);
         let mut maps = self.inner.write();

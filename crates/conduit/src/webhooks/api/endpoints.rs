@@ -92,12 +92,9 @@ fn events(fields: &Fields<'_>, key_id: Option<&str>) -> Result<Option<Vec<String
         TypeFilter::from_patterns(patterns.iter().copied()).map_err(|e| bad(format!("{e}.")))?;
     let receivable = match key_id {
         Some(_) => catalog::key_types(),
-        None => catalog::SYSTEM_TYPES
-            .iter()
-            .map(|t| t.to_string())
-            .collect(),
+        None => catalog::system_types(),
     };
-    if let Some(pattern) = catalog::unmatched(&filter, &receivable) {
+    if let Some(pattern) = catalog::unmatched(&filter, receivable) {
         return Err(bad(format!(
             "`{pattern}` matches no event this endpoint can receive; it can receive: {}.",
             receivable.join(", ")
