@@ -295,3 +295,41 @@ async fn a_long_poll_ends_401_when_its_key_is_disabled_meanwhile() {
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "key_disabled", "{err}");
 }
+
+#[tokio::test]
+async fn a_page_of_large_results_ends_early_and_the_cursor_continues() {
+    let server = TestServer::start().await;
+    // Ten 1024x1024 PNGs as base64: an answer of about 5 MiB.
+    let body =
+        json!({"model": "dall-e-2", "n": 10, "size": "1024x1024", "response_format": "b64_json"});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = server.submit_image(&server.key, body.clone()).await;
+        wait_status(&server, &server.key, &id, &["completed"]).await;
+        ids.push(id);
+    }
+    // Two answers pass 8 MiB, so the page ends there although 10 were asked for.
+    let first = json_of(server.get("/v1/tasks?limit=10", &server.key).await, 200).await;
+    assert_eq!(
+        first["data"].as_array().unwrap().len(),
+        2,
+        "{}",
+        first["has_more"]
+    );
+    assert_eq!(first["has_more"], true);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = json_of(
+        server
+            .get(&format!("/v1/tasks?limit=10&after={cursor}"), &server.key)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(second["has_more"], false);
+    let seen: HashSet<&str> = [&first, &second]
+        .iter()
+        .flat_map(|p| p["data"].as_array().unwrap())
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, ids.iter().map(String::as_str).collect());
+}

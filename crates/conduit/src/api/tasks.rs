@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::value::RawValue;
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -262,10 +262,11 @@ pub async fn list(
     let tasks = app.store.tasks(&key.id, &task_query).await?;
     let mut has_more = tasks.len() > limit as usize;
     // A page stops early once its answers pass a size (large `b64_json`
-    // results); the cursor continues where it stopped.
+    // results); the cursor continues where it stopped. Each answer is
+    // serialized once, and its size read off the bytes that are sent.
     // LIMITATION: the page's rows are read whole before this cut; a query that
     // reads result sizes first would bound the read too.
-    let mut data: Vec<Value> = Vec::new();
+    let mut data: Vec<Box<RawValue>> = Vec::new();
     let mut bytes = 0;
     let mut last = None;
     for task in tasks.iter().take(limit as usize) {
@@ -273,8 +274,9 @@ pub async fn list(
             has_more = true;
             break;
         }
-        let answer = task.to_json();
-        bytes += task.result.as_ref().map_or(0, |r| r.to_string().len());
+        let answer =
+            serde_json::value::to_raw_value(&task.to_json()).map_err(ApiError::internal)?;
+        bytes += answer.get().len();
         data.push(answer);
         last = Some(task);
     }
@@ -283,13 +285,25 @@ pub async fn list(
     } else {
         None
     };
-    Ok(Json(
-        json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor}),
-    )
+    Ok(Json(TaskPage {
+        object: "list",
+        data,
+        has_more,
+        next_cursor,
+    })
     .into_response())
 }
 
-/// Result bytes after which a page of `GET /v1/tasks` ends early.
+/// One page of `GET /v1/tasks`, its answers already serialized.
+#[derive(serde::Serialize)]
+struct TaskPage {
+    object: &'static str,
+    data: Vec<Box<RawValue>>,
+    has_more: bool,
+    next_cursor: Option<String>,
+}
+
+/// Answer bytes after which a page of `GET /v1/tasks` ends early.
 const MAX_PAGE_BYTES: usize = 8 << 20;
 
 /// Parses `limit` within 1..=max.
