@@ -204,10 +204,8 @@ fn find(app: &App, id: &str) -> Result<Arc<VirtualKey>, ApiError> {
 async fn find_stored(app: &App, id: &str) -> Result<VirtualKey, ApiError> {
     find(app, id)?;
     app.store
-        .keys()
+        .key(id)
         .await?
-        .into_iter()
-        .find(|k| k.id == id)
         .ok_or_else(|| ApiError::not_found("key"))
 }
 

@@ -174,6 +174,7 @@ pub trait Store: Send + Sync + 'static {
     async fn last_event_position(&self) -> StoreResult<i64>;
 
     async fn keys(&self) -> StoreResult<Vec<VirtualKey>>;
+    async fn key(&self, id: &str) -> StoreResult<Option<VirtualKey>>;
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
 
     async fn endpoints(&self) -> StoreResult<Vec<Endpoint>>;

@@ -206,6 +206,14 @@ impl Store for SqliteStore {
         found.iter().map(rows::key).collect()
     }
 
+    async fn key(&self, id: &str) -> StoreResult<Option<VirtualKey>> {
+        let row = sqlx::query("SELECT * FROM keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.as_ref().map(rows::key).transpose()
+    }
+
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT value FROM settings WHERE name = ?")
             .bind(name)
